@@ -1,0 +1,6 @@
+"""Figures for the book: every function takes ``ax=None`` (or a figure) and returns what it drew on.
+
+One submodule per topic; their public names are re-exported here, so chapters write
+``vc.plotting.image_grid(...)``.
+"""
+from .common import *  # noqa: F401,F403

@@ -1,0 +1,56 @@
+"""Plot helpers shared by all chapters."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["image_grid", "new_axes"]
+
+
+def new_axes(ax=None, figsize=(5, 4)):
+    """Return ``ax`` or a fresh axes of the given size."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def image_grid(images: Tensor, *, nrow: int | None = None, ax=None, title: str | None = None,
+               cmap: str = "gray_r", pad: int = 1, vmin: float = 0.0, vmax: float = 1.0):
+    """Tile ``images`` (``(N, H, W)``, ``(N, 1, H, W)`` or ``(N, H*W)`` with square images) into one picture.
+
+    Returns the axes. Values are shown on [vmin, vmax] (default [0, 1], ink dark on white).
+    """
+    if not isinstance(images, Tensor):
+        images = torch.as_tensor(np.asarray(images))
+    x = images.detach().to("cpu", torch.float32)
+    if x.dim() == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1]:
+            raise ValueError(f"images: got flat vectors of length {x.shape[1]}; need a square number of pixels or (N, H, W)")
+        x = x.reshape(-1, side, side)
+    elif x.dim() == 4:
+        if x.shape[1] != 1:
+            raise ValueError(f"images: got {x.shape[1]} channels; need greyscale (N, 1, H, W)")
+        x = x[:, 0]
+    elif x.dim() != 3:
+        raise ValueError(f"images: got shape {tuple(images.shape)}; need (N, H, W), (N, 1, H, W) or (N, H*W)")
+    n, h, w = x.shape
+    if n == 0:
+        raise ValueError("images: got an empty batch; need at least one image")
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    canvas = torch.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad), float(vmin))
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = x[i]
+    ax = new_axes(ax, figsize=(min(1 + 0.5 * nrow, 10), min(1 + 0.5 * ncol, 10)))
+    ax.imshow(canvas.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,5 @@
+"""Interactive ipywidgets demos, one submodule per chapter topic, re-exported here.
+
+Each builder returns the widget (e.g. ``ipywidgets.interactive``); the book shows a static
+figure of the same function next to it, since a saved widget cannot re-run Python.
+"""
