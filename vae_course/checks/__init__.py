@@ -1,4 +1,7 @@
+"""Exercise feedback: one submodule per chapter (``ch00``, ``ch01``, ...), one engine (``_core``).
 
+In an exercise notebook a check cell reads ``vc.checks.ch00.check_entropy(entropy)``.
 """
 from ._core import FAIL, MIME_TYPE, NOT_IMPLEMENTED, PASS, Case, CheckResult, Mistake, check_function, check_value
 from . import ch01  # noqa: E402,F401
+from . import ch00  # noqa: E402,F401

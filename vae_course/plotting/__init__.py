@@ -4,4 +4,5 @@ One submodule per topic; their public names are re-exported here, so chapters wr
 ``vc.plotting.image_grid(...)``.
 """
 from .common import *  # noqa: F401,F403
+from .information import *  # noqa: F401,F403
 from .generators import *  # noqa: F401,F403

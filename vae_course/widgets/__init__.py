@@ -3,4 +3,5 @@
 Each builder returns the widget (e.g. ``ipywidgets.interactive``); the book shows a static
 figure of the same function next to it, since a saved widget cannot re-run Python.
 """
+from .information import *  # noqa: F401,F403
 from .generators import *  # noqa: F401,F403

@@ -1,0 +1,153 @@
+"""Checks for the chapter 0 exercises (``solutions/00_preliminaries.ipynb``).
+
+1. ``entropy(p)``: Shannon entropy of categorical distributions, in nats.
+2. ``kl_categorical(p, q)``: KL(p || q) between categorical distributions, in nats.
+3. ``bernoulli_log_likelihood(x, logits)``: log p(x) of images under independent Bernoulli pixels.
+
+Each compares the student's function with the package's reference on seeded random inputs and
+edge cases (zeros in p, extreme logits), and recognises the classic mistakes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import information as info
+from ..distributions import log_bernoulli
+from ._core import Case, CheckResult, Mistake, check_function
+
+__all__ = ["check_entropy", "check_kl_categorical", "check_bernoulli_log_likelihood"]
+
+
+
+def _dirichlet(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """``(n, k)`` random probability vectors (normalised exponentials = Dirichlet(1))."""
+    e = -torch.log(torch.rand(n, k, generator=gen, dtype=torch.float64))
+    return e / e.sum(-1, keepdim=True)
+
+
+# ---------------------------------------------------------------- exercise 1: entropy
+def _entropy_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(0)
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return [
+        Case((t(0.5, 0.5),), label="p = [0.5, 0.5] (a fair coin)"),
+        Case((t(0.7, 0.2, 0.1),), label="p = [0.7, 0.2, 0.1]"),
+        Case((t(0.5, 0.5, 0.0, 0.0),), label="p = [0.5, 0.5, 0, 0] (zeros: 0 log 0 = 0)"),
+        Case((t(1.0, 0.0, 0.0),), label="p = [1, 0, 0] (a certain outcome)"),
+        Case((_dirichlet(5, 6, gen),), label="a batch of 5 random distributions over 6 outcomes, shape (5, 6)"),
+    ]
+
+
+def _entropy_ref(p):
+    return info.entropy(p)
+
+
+_ENTROPY_MISTAKES = [
+    Mistake(lambda p: info.entropy(p, base=2),
+            "you computed the entropy in bits (log base 2); the course uses the natural log (nats): torch.log."),
+    Mistake(lambda p: -(p * torch.log(p)).sum(-1),
+            "0 * log(0) gives NaN in floating point; use the convention 0 log 0 = 0, e.g. torch.xlogy(p, p) "
+            "or torch.where(p > 0, p * torch.log(p), 0)."),
+    Mistake(lambda p: torch.xlogy(p, p).sum(-1),
+            "the sign is flipped: H(p) = -sum_k p_k log p_k is >= 0 for a discrete distribution."),
+    Mistake(lambda p: -torch.xlogy(p, p).mean(-1),
+            "you averaged over the outcomes; the entropy is a sum over k of -p_k log p_k."),
+    Mistake(lambda p: -torch.log(p.clamp_min(1e-12)).sum(-1),
+            "you summed -log p_k without the weights p_k; H(p) is the expectation of -log p(X) under p."),
+]
+
+
+def check_entropy(student_fn) -> CheckResult:
+    """Exercise 1: ``entropy(p)`` with ``p`` ``(..., K)`` -> ``(...)`` in nats, 0 log 0 = 0."""
+    return check_function("Exercise 1 (entropy)", student_fn, _entropy_ref, _entropy_cases(), mistakes=_ENTROPY_MISTAKES)
+
+
+# ---------------------------------------------------------------- exercise 2: KL between categoricals
+def _kl_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(1)
+    t = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return [
+        Case((t(0.5, 0.5), t(0.9, 0.1)), label="p = [0.5, 0.5], q = [0.9, 0.1]"),
+        Case((t(0.7, 0.2, 0.1), t(0.1, 0.3, 0.6)), label="p = [0.7, 0.2, 0.1], q = [0.1, 0.3, 0.6]"),
+        Case((t(0.8, 0.2, 0.0), t(0.4, 0.4, 0.2)), label="p = [0.8, 0.2, 0], q = [0.4, 0.4, 0.2] (a zero in p)"),
+        Case((t(0.25, 0.25, 0.5), t(0.25, 0.25, 0.5)), label="p = q = [0.25, 0.25, 0.5] (KL must be 0)"),
+        Case((_dirichlet(4, 5, gen), _dirichlet(4, 5, gen)), label="a batch of 4 random pairs over 5 outcomes, shape (4, 5)"),
+    ]
+
+
+def _kl_ref(p, q):
+    return info.kl_divergence(p, q)
+
+
+_KL_MISTAKES = [
+    Mistake(lambda p, q: info.kl_divergence(q, p),
+            "the arguments are swapped: KL(p || q) = sum_k p_k log(p_k / q_k) weights by p, the first argument; "
+            "you computed KL(q || p), and KL is not symmetric."),
+    Mistake(lambda p, q: info.kl_divergence(p, q, base=2),
+            "you used log base 2 (bits); the course uses the natural log (nats)."),
+    Mistake(lambda p, q: (p * torch.log(p / q)).sum(-1),
+            "0 * log(0 / q) gives NaN in floating point; terms with p_k = 0 contribute 0 (torch.xlogy helps)."),
+    Mistake(lambda p, q: -info.kl_divergence(p, q),
+            "the sign is flipped: KL(p || q) = sum_k p_k log(p_k / q_k) >= 0, or log(q/p) with a minus in front."),
+    Mistake(lambda p, q: info.cross_entropy(p, q),
+            "you returned the cross-entropy H(p, q) = -sum p log q; KL subtracts the entropy: KL = H(p, q) - H(p)."),
+    Mistake(lambda p, q: (torch.xlogy(p, p) - torch.xlogy(p, q)).mean(-1),
+            "you averaged over the outcomes; KL is a sum over k of p_k log(p_k / q_k)."),
+]
+
+
+def check_kl_categorical(student_fn) -> CheckResult:
+    """Exercise 2: ``kl_categorical(p, q)`` with ``p, q`` ``(..., K)`` -> ``(...)`` in nats."""
+    return check_function("Exercise 2 (KL between categorical distributions)", student_fn, _kl_ref, _kl_cases(),
+                          mistakes=_KL_MISTAKES)
+
+
+# ---------------------------------------------------------------- exercise 3: Bernoulli pixels from logits
+def _bernoulli_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(2)
+    t = lambda *v: torch.tensor([v], dtype=torch.float64)  # noqa: E731
+    x = (torch.rand(6, 16, generator=gen) < 0.3).double()
+    logits = 2.0 * torch.randn(6, 16, generator=gen, dtype=torch.float64)
+    return [
+        Case((t(1.0, 0.0), t(0.0, 0.0)), label="x = [[1, 0]], logits = [[0, 0]] (two fair pixels: 2 log 0.5)"),
+        Case((t(1.0, 0.0, 1.0), t(2.0, -1.0, -3.0)), label="x = [[1, 0, 1]], logits = [[2, -1, -3]]"),
+        Case((x, logits), label="6 random binary images of 16 pixels, random logits, shape (6, 16)"),
+        Case((t(1.0, 0.0, 1.0, 0.0), t(40.0, -40.0, -40.0, 40.0)),
+             label="x = [[1, 0, 1, 0]], logits = [[40, -40, -40, 40]] (very confident pixels, two of them wrong)"),
+    ]
+
+
+def _bernoulli_ref(x, logits):
+    return log_bernoulli(x, logits)
+
+
+def _naive_probs(x, logits):
+    prob = torch.sigmoid(logits)
+    return (x * torch.log(prob) + (1 - x) * torch.log(1 - prob)).sum(-1)
+
+
+_BERNOULLI_MISTAKES = [
+    Mistake(lambda x, logits: -log_bernoulli(x, logits),
+            "the sign is flipped: you returned the negative log-likelihood (the loss); the log-likelihood is <= 0."),
+    Mistake(lambda x, logits: log_bernoulli(x, torch.sigmoid(logits)),
+            "you passed sigmoid(logits), which are probabilities, where logits belong (sigmoid applied twice); "
+            "use the logits directly: x * l - softplus(l)."),
+    Mistake(lambda x, logits: (x * torch.log(logits) + (1 - x) * torch.log(1 - logits)).sum(-1),
+            "you used the logits as if they were probabilities; theta = sigmoid(logit)."),
+    Mistake(_naive_probs,
+            "log(sigmoid(l)) and log(1 - sigmoid(l)) underflow to log(0) for large |l|; compute from logits: "
+            "log sigmoid(l) = -softplus(-l), log(1 - sigmoid(l)) = -softplus(l) (or F.logsigmoid)."),
+    Mistake(lambda x, logits: log_bernoulli(x, logits) / x.shape[-1],
+            "you averaged over the pixels; log p(x) of one image is the sum over its pixels (independence)."),
+    Mistake(lambda x, logits: log_bernoulli(x, -logits),
+            "the logit's sign is flipped: theta = sigmoid(l) is the probability that the pixel is 1, not 0."),
+    Mistake(lambda x, logits: -F.binary_cross_entropy_with_logits(logits, x, reduction="sum"),
+            "you summed over the whole batch; return one log-likelihood per image, shape (N,): sum over the last dim only."),
+]
+
+
+def check_bernoulli_log_likelihood(student_fn) -> CheckResult:
+    """Exercise 3: ``bernoulli_log_likelihood(x, logits)`` with ``x, logits`` ``(N, D)`` -> ``(N,)`` in nats."""
+    return check_function("Exercise 3 (Bernoulli pixel log-likelihood)", student_fn, _bernoulli_ref, _bernoulli_cases(),
+                          mistakes=_BERNOULLI_MISTAKES)
