@@ -5,3 +5,4 @@ In an exercise notebook a check cell reads ``vc.checks.ch00.check_entropy(entrop
 from ._core import FAIL, MIME_TYPE, NOT_IMPLEMENTED, PASS, Case, CheckResult, Mistake, check_function, check_value
 from . import ch01  # noqa: E402,F401
 from . import ch00  # noqa: E402,F401
+from . import ch04  # noqa: E402,F401
