@@ -1,4 +1,6 @@
+"""vae_course: the reference implementations behind the VAE Course book.
 
+Chapters import it as ``import vae_course as vc`` and call ``vc.<module>.<function>``;
 each module holds one concept and names the chapter that teaches it.
 """
 __version__ = "0.1.0"
