@@ -8,4 +8,6 @@ __version__ = "0.1.0"
 from . import utils, distributions, data, checks, plotting, widgets  # noqa: E402,F401
 from . import generators  # noqa: E402,F401
 from . import estimators  # noqa: E402,F401
+from . import inference  # noqa: E402,F401
 from . import information, discriminative  # noqa: E402,F401
+from . import mixtures  # noqa: E402,F401

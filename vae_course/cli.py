@@ -1,7 +1,8 @@
 """The ``vae-course`` command line: instructor chores and experiments.
 
-    vae-course info                  versions, the device that would be used, data sets available
+    vae-course info                  versions and the device that would be used
     vae-course release [--check]     regenerate exercises/ from solutions/
+    vae-course grade DIR --out CSV   run submitted notebooks; one CSV row per submission and exercise
 
 Every subcommand has ``--help``.
 """
@@ -11,6 +12,7 @@ import argparse
 import platform
 import sys
 
+from . import grade as _grade
 from . import release as _release
 
 __all__ = ["main", "build_parser"]
@@ -52,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _release.add_arguments(p)
     p.set_defaults(func=_release.run)
+
+    p = sub.add_parser(
+        "grade",
+        help="grade a folder of submitted exercise notebooks into a CSV file",
+        description="Run each submitted notebook in a fresh kernel and write its check results to a CSV file.",
+    )
+    _grade.add_arguments(p)
+    p.set_defaults(func=_grade.run)
+
     return parser
 
 

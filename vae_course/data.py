@@ -116,7 +116,7 @@ def digits(*, binarize: str = "none", test_size: int = 297, seed: int = 0) -> Im
     """scikit-learn's 8x8 digits (1,797 images, grey levels 0..16 divided by 16), split by class.
 
     binarize: "none" (grey levels), "static" (x_bin ~ Bernoulli(x) drawn once from seed) or
-        "dynamic" (grey x_train for per-batch :func:`binarize`; x_test binarised once from seed).
+    "dynamic" (grey x_train for per-batch :func:`binarize`; x_test binarised once from seed).
     test_size: images in the test set, in [1, N - 1]; each class gets its share, rounded.
     seed: int >= 0; fixes the split (numpy default_rng) and the Bernoulli draws (torch.Generator).
     Returns ImageData with x_train (N - test_size, 1, 8, 8) and x_test (test_size, 1, 8, 8).
@@ -279,11 +279,11 @@ def toy_2d(name: str, n: int, *, seed: int | None = None, generator: torch.Gener
 def toy_2d_density(name: str, xy: Tensor, *, noise: float = 0.05) -> Tensor:
     """Exact pdf of a 2-D target of :func:`toy_2d` (same ``noise``) at xy (..., 2); returns (...).
 
-    ring: with rho = |xy| and radius r ~ N(R, s^2) on the whole real line (r < 0 lands at the
-        opposite angle), p(xy) = [N(rho; R, s^2) + N(-rho; R, s^2)] / (2 pi rho).
+    ring: with rho = ``|xy|`` and radius r ~ N(R, s^2) on the whole real line (r < 0 lands at the
+    opposite angle), p(xy) = [N(rho; R, s^2) + N(-rho; R, s^2)] / (2 pi rho).
     eight_gaussians: p(xy) = (1/8) sum_k N(xy; c_k, s^2 I).
     checkerboard: p(xy) = (1/8) sum_squares [Phi((x-i)/s) - Phi((x-i-1)/s)] [Phi((y-j)/s) - Phi((y-j-1)/s)],
-        the indicator of the squares / 8 when noise == 0.
+    the indicator of the squares / 8 when noise == 0.
     two_moons has no closed-form density (a Gaussian blurred arc) and raises ValueError.
     """
     _check_name("toy_2d_density", name, TOY_2D)

@@ -6,3 +6,5 @@ from ._core import FAIL, MIME_TYPE, NOT_IMPLEMENTED, PASS, Case, CheckResult, Mi
 from . import ch01  # noqa: E402,F401
 from . import ch00  # noqa: E402,F401
 from . import ch04  # noqa: E402,F401
+from . import ch03  # noqa: E402,F401
+from . import ch02  # noqa: E402,F401

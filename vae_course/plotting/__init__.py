@@ -6,4 +6,6 @@ One submodule per topic; their public names are re-exported here, so chapters wr
 from .common import *  # noqa: F401,F403
 from .information import *  # noqa: F401,F403
 from .generators import *  # noqa: F401,F403
+from .inference import *  # noqa: F401,F403
 from .estimators import *  # noqa: F401,F403
+from .mixtures import *  # noqa: F401,F403

@@ -5,4 +5,6 @@ figure of the same function next to it, since a saved widget cannot re-run Pytho
 """
 from .information import *  # noqa: F401,F403
 from .generators import *  # noqa: F401,F403
+from .inference import *  # noqa: F401,F403
 from .estimators import *  # noqa: F401,F403
+from .mixtures import *  # noqa: F401,F403

@@ -1,0 +1,177 @@
+"""Checks for the chapter 3 exercises (``solutions/03_elbo.ipynb``).
+
+1. ``kl_normal_std(mu, logvar)``: KL(N(mu, diag exp(logvar)) || N(0, I)) in closed form.
+2. ``elbo_mc(x, W, b, sigma, mu_q, logvar_q, eps)``: the Monte-Carlo ELBO of the linear-Gaussian
+   model for given noise ``eps`` (reparameterised samples, closed-form KL).
+3. ``log_marginal(x, W, b, sigma)``: the exact log p(x) of the linear-Gaussian model.
+
+Each compares the student's function with the package's reference (:mod:`vae_course.distributions`,
+:mod:`vae_course.inference`) on seeded random inputs and edge cases, and recognises classic mistakes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import distributions as D
+from .. import inference as inf
+from ._core import Case, CheckResult, Mistake, check_function
+
+__all__ = ["check_kl_normal_std", "check_elbo_mc", "check_log_marginal"]
+
+
+def _t(*v) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- exercise 1: closed-form KL to N(0, I)
+def _kl_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(3)
+    return [
+        Case((_t(0.0), _t(0.0)), label="mu = [0], logvar = [0] (q = prior: KL must be 0)"),
+        Case((_t(1.5), _t(0.0)), label="mu = [1.5], logvar = [0]"),
+        Case((_t(0.0), _t(1.0)), label="mu = [0], logvar = [1]"),
+        Case((_t(0.5, -1.0), _t(-2.0, 0.7)), label="mu = [0.5, -1], logvar = [-2, 0.7]"),
+        Case((torch.randn(4, 3, generator=gen, dtype=torch.float64), torch.randn(4, 3, generator=gen, dtype=torch.float64)),
+             label="a batch of 4 random (mu, logvar) pairs in 3 dimensions, shape (4, 3)"),
+    ]
+
+
+def _kl_ref(mu, logvar):
+    return D.kl_normal_std(mu, logvar)
+
+
+_KL_MISTAKES = [
+    Mistake(inf.kl_std_slide003,
+            "this is the formula printed in lecture 003, (1/2) sum(log s^2 + 1/s^2 + mu^2 - 1); it is the right KL "
+            "evaluated at variance 1/s^2. The correct one is (1/2) sum(s^2 + mu^2 - 1 - log s^2)."),
+    Mistake(lambda mu, logvar: 0.5 * (torch.exp(logvar) + mu**2 - 1 + logvar).sum(-1),
+            "the sign of the log-variance term is flipped: the KL has -log(sigma^2), so it is 0 at logvar = 0 "
+            "and grows as the variance shrinks."),
+    Mistake(lambda mu, logvar: 0.5 * (torch.exp(0.5 * logvar) + mu**2 - 1 - logvar).sum(-1),
+            "you used exp(logvar / 2), the standard deviation, where the variance exp(logvar) belongs."),
+    Mistake(lambda mu, logvar: 0.5 * (torch.exp(logvar) + mu**2 - 1 - logvar).mean(-1),
+            "you averaged over the latent dimensions; the KL of independent coordinates is a sum over them."),
+    Mistake(lambda mu, logvar: (torch.exp(logvar) + mu**2 - 1 - logvar).sum(-1),
+            "the factor 1/2 is missing."),
+    Mistake(lambda mu, logvar: 0.5 * (torch.exp(logvar) + mu**2 - logvar).sum(-1),
+            "the -1 per dimension is missing: without it the KL of q = N(0, I) to itself is not 0."),
+    Mistake(lambda mu, logvar: 0.5 * (torch.exp(logvar) + mu - 1 - logvar).sum(-1),
+            "the mean enters squared: mu^2, not mu."),
+]
+
+
+def check_kl_normal_std(student_fn) -> CheckResult:
+    """Exercise 1: ``kl_normal_std(mu, logvar)``, both ``(..., m)`` -> ``(...)``."""
+    return check_function("Exercise 1 (closed-form KL to N(0, I))", student_fn, _kl_ref, _kl_cases(), mistakes=_KL_MISTAKES)
+
+
+# ---------------------------------------------------------------- exercise 2: Monte-Carlo ELBO
+def _model_args(d: int, m: int, sigma: float, n: int, s: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=gen, dtype=torch.float64)  # noqa: E731
+    return (r(n, d), r(d, m), r(d), sigma, r(n, m), 0.5 * r(n, m), r(s, n, m))
+
+
+def _elbo_cases() -> list[Case]:
+    return [
+        Case(_model_args(3, 2, 0.5, 4, 5, 0), label="d = 3, m = 2, sigma = 0.5, 4 data points, S = 5 samples"),
+        Case(_model_args(2, 1, 1.5, 3, 1, 1), label="d = 2, m = 1, sigma = 1.5, 3 data points, S = 1 sample"),
+        Case(_model_args(4, 3, 0.8, 2, 20, 2), label="d = 4, m = 3, sigma = 0.8, 2 data points, S = 20 samples"),
+    ]
+
+
+def _elbo_ref(x, W, b, sigma, mu_q, logvar_q, eps):
+    return inf.elbo_gaussian(inf.LinearGaussianModel(W, b, sigma), x, mu_q, logvar_q, eps=eps).elbo
+
+
+def _recon(x, W, b, sigma, z, logvar_x=None):
+    mean = z @ W.T + b  # (S, N, d)
+    lv = torch.full_like(mean, 2 * math.log(sigma) if logvar_x is None else logvar_x)
+    return D.log_normal_diag(x, mean, lv)  # (S, N)
+
+
+def _z(mu_q, logvar_q, eps, scale="std"):
+    return mu_q + (torch.exp(0.5 * logvar_q) if scale == "std" else torch.exp(logvar_q)) * eps
+
+
+_ELBO_MISTAKES = [
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps, "var")).mean(0) - D.kl_normal_std(mu, lv),
+            "z = mu + exp(logvar) * eps uses the variance as a scale; the standard deviation is exp(0.5 * logvar)."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) + D.kl_normal_std(mu, lv),
+            "the KL is added; the ELBO is E_q[log p(x|z)] MINUS KL(q || p(z))."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0),
+            "the KL term is missing: that is only the reconstruction term E_q[log p(x|z)]."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: (_recon(x, W, b, s, _z(mu, lv, eps))
+                                             + D.log_normal_std(_z(mu, lv, eps))).mean(0),
+            "you averaged log p(x, z) = log p(x|z) + log p(z) but left out the entropy of q (the -log q(z) term); "
+            "ELBO = E_q[log p(x, z) - log q(z)]."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).sum(0) - D.kl_normal_std(mu, lv),
+            "you summed over the S samples; the Monte-Carlo estimate of an expectation is their mean."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps), logvar_x=math.log(s)).mean(0)
+            - D.kl_normal_std(mu, lv),
+            "sigma is the noise standard deviation: the variance of p(x|z) is sigma**2, so its log-variance is "
+            "2 log(sigma), not log(sigma)."),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) - inf.kl_std_slide003(mu, lv),
+            "your KL is lecture 003's wrong formula; use (1/2) sum(exp(logvar) + mu^2 - 1 - logvar)."),
+]
+
+
+def _elbo_gradients_flow(student_fn) -> str | None:
+    x, W, b, sigma, mu, lv, eps = _model_args(3, 2, 0.5, 4, 5, 0)
+    mu_s, lv_s = mu.clone().requires_grad_(True), lv.clone().requires_grad_(True)
+    out = student_fn(x, W, b, sigma, mu_s, lv_s, eps)
+    if not out.requires_grad:
+        return ("the values are right but no gradient reaches mu_q and logvar_q (did you use .detach(), .item() or "
+                "numpy?); the point of z = mu + sigma * eps is that the ELBO stays differentiable in q's parameters.")
+    g_mu, g_lv = torch.autograd.grad(out.sum(), (mu_s, lv_s), allow_unused=True)
+    mu_r, lv_r = mu.clone().requires_grad_(True), lv.clone().requires_grad_(True)
+    r_mu, r_lv = torch.autograd.grad(_elbo_ref(x, W, b, sigma, mu_r, lv_r, eps).sum(), (mu_r, lv_r))
+    if g_mu is None or g_lv is None or not (torch.allclose(g_mu, r_mu, atol=1e-6) and torch.allclose(g_lv, r_lv, atol=1e-6)):
+        return "the values are right but the gradients with respect to mu_q / logvar_q are not; build z = mu_q + exp(0.5 * logvar_q) * eps."
+    return None
+
+
+def check_elbo_mc(student_fn) -> CheckResult:
+    """Exercise 2: ``elbo_mc(x, W, b, sigma, mu_q, logvar_q, eps)`` -> ``(N,)``."""
+    return check_function("Exercise 2 (Monte-Carlo ELBO of the linear-Gaussian model)", student_fn, _elbo_ref,
+                          _elbo_cases(), mistakes=_ELBO_MISTAKES, extra=_elbo_gradients_flow)
+
+
+# ---------------------------------------------------------------- exercise 3: exact log p(x)
+def _marginal_cases() -> list[Case]:
+    cases = []
+    for d, m, sigma, n, seed in ((3, 2, 0.5, 4, 10), (2, 1, 1.5, 3, 11), (4, 3, 0.3, 6, 12)):
+        x, W, b = _model_args(d, m, sigma, n, 1, seed)[:3]
+        cases.append(Case((x, W, b, sigma), label=f"d = {d}, m = {m}, sigma = {sigma}, {n} data points"))
+    return cases
+
+
+def _marginal_ref(x, W, b, sigma):
+    return inf.LinearGaussianModel(W, b, sigma).log_marginal(x)
+
+
+def _lognormal(x, mean, cov):
+    return torch.distributions.MultivariateNormal(mean, cov).log_prob(x)
+
+
+_MARGINAL_MISTAKES = [
+    Mistake(lambda x, W, b, s: _lognormal(x, b, W @ W.T + s * torch.eye(W.shape[0], dtype=W.dtype)),
+            "the noise adds sigma**2 * I to the covariance (sigma is a standard deviation), not sigma * I."),
+    Mistake(lambda x, W, b, s: _lognormal(x, b, W @ W.T + s**2),
+            "you added sigma**2 to every entry of W W^T; the noise is independent per coordinate, so add sigma**2 * I "
+            "(only the diagonal)."),
+    Mistake(lambda x, W, b, s: _lognormal(x, torch.zeros_like(b), W @ W.T + s**2 * torch.eye(W.shape[0], dtype=W.dtype)),
+            "the mean of p(x) is b (the mean of W z + b with E[z] = 0), not 0."),
+    Mistake(lambda x, W, b, s: _lognormal(x, b, s**2 * torch.eye(W.shape[0], dtype=W.dtype)),
+            "that is log p(x | z = 0); integrating z out adds W W^T to the covariance: p(x) = N(b, W W^T + sigma^2 I)."),
+    Mistake(lambda x, W, b, s: _lognormal(x, b, W @ W.T + torch.eye(W.shape[0], dtype=W.dtype)),
+            "the noise covariance is sigma**2 * I, not I."),
+]
+
+
+def check_log_marginal(student_fn) -> CheckResult:
+    """Exercise 3: ``log_marginal(x, W, b, sigma)`` -> ``(N,)``."""
+    return check_function("Exercise 3 (exact log p(x) of the linear-Gaussian model)", student_fn, _marginal_ref,
+                          _marginal_cases(), mistakes=_MARGINAL_MISTAKES)
