@@ -11,3 +11,7 @@ from . import estimators  # noqa: E402,F401
 from . import inference  # noqa: E402,F401
 from . import information, discriminative  # noqa: E402,F401
 from . import mixtures  # noqa: E402,F401
+from . import models, history, checkpoint, train, evaluate, bench  # noqa: E402,F401
+from . import collapse  # noqa: E402,F401
+from . import vq  # noqa: E402,F401
+from . import sprites, disentangle  # noqa: E402,F401

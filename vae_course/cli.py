@@ -3,6 +3,11 @@
     vae-course info                  versions and the device that would be used
     vae-course release [--check]     regenerate exercises/ from solutions/
     vae-course grade DIR --out CSV   run submitted notebooks; one CSV row per submission and exercise
+    vae-course train [...]           train a VAE; writes checkpoint, history and PNG grids to --out
+    vae-course evaluate CKPT --k K   IWAE log-likelihood of a checkpoint on its test set
+    vae-course bench                 samples/s of the fit engine vs a DataLoader baseline vs the GEMM roofline
+    vae-course sweep-beta [...]      chapter 6: beta sweep over seeds (the CSV stored in book/data/)
+    vae-course collapse-sweep        chapter 7's free-bits sweep (the JSON stored in book/data/)
 
 Every subcommand has ``--help``.
 """
@@ -63,6 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
     _grade.add_arguments(p)
     p.set_defaults(func=_grade.run)
 
+    from . import disentangle as _dis
+
+    p = sub.add_parser(
+        "sweep-beta",
+        help="chapter 6: beta-VAE sweep over betas and seeds on the sprites, written as CSV",
+        description="Train one beta-VAE per (beta, seed) on the sprites grid; score rate, distortion, MIG and DCI; "
+        "write the rows to --out (rows of the same --config are replaced).",
+    )
+    _dis.add_arguments(p)
+    p.set_defaults(func=_dis.run)
+
+    from . import collapse as _collapse
+
+    p = sub.add_parser(
+        "collapse-sweep",
+        help="chapter 7: free-bits sweep over floors and seeds, written as JSON",
+        description="Train the chapter-7 autoregressive VAE for several free-bits floors and seeds; write the results as JSON.",
+    )
+    _collapse.add_arguments(p)
+    p.set_defaults(func=_collapse.run)
+
+    from . import experiments as _exp  # train / evaluate / bench (chapter 5)
+
+    _exp.add_subcommands(sub)
     return parser
 
 

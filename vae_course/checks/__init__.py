@@ -8,3 +8,7 @@ from . import ch00  # noqa: E402,F401
 from . import ch04  # noqa: E402,F401
 from . import ch03  # noqa: E402,F401
 from . import ch02  # noqa: E402,F401
+from . import ch05  # noqa: E402,F401
+from . import ch08  # noqa: E402,F401
+from . import ch07  # noqa: E402,F401
+from . import ch06  # noqa: E402,F401

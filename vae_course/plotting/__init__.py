@@ -9,3 +9,7 @@ from .generators import *  # noqa: F401,F403
 from .inference import *  # noqa: F401,F403
 from .estimators import *  # noqa: F401,F403
 from .mixtures import *  # noqa: F401,F403
+from .vae import *  # noqa: F401,F403
+from .collapse import *  # noqa: F401,F403
+from .vq import *  # noqa: F401,F403
+from .disentangle import *  # noqa: F401,F403

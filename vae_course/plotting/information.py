@@ -14,7 +14,7 @@ from .. import information as info
 from ..distributions import kl_normal_diag
 from .common import new_axes
 
-__all__ = ["categorical_bars", "gaussian_pair", "prediction_grid", "score_histograms"]
+__all__ = ["categorical_bars", "gaussian_pair", "prediction_grid"]
 
 _P_COLOUR, _Q_COLOUR = "tab:blue", "tab:orange"
 
@@ -129,22 +129,3 @@ def prediction_grid(images: Tensor, probs: Tensor, *, true_labels: Tensor | None
     if fig is not None:
         fig.tight_layout()
     return axes
-
-
-def score_histograms(scores: Mapping[str, Tensor], *, ax=None, bins: int = 40, xlabel: str = "log p(x)  [nats]"):
-    """Overlaid histograms of a score (e.g. log p(x)) for several groups of inputs, on shared bins.
-
-    Args: ``scores`` maps a group name to a ``(N,)`` tensor. Returns: the axes.
-    """
-    if not scores:
-        raise ValueError("scores: got an empty mapping; need at least one group name -> (N,) tensor")
-    values = {k: torch.as_tensor(v).detach().cpu().flatten().double().numpy() for k, v in scores.items()}
-    allv = np.concatenate(list(values.values()))
-    edges = np.linspace(allv.min(), allv.max(), bins + 1)
-    ax = new_axes(ax, figsize=(6, 3.4))
-    for name, v in values.items():
-        ax.hist(v, bins=edges, alpha=0.6, label=f"{name} (mean {v.mean():.0f})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("count")
-    ax.legend(fontsize=8)
-    return ax

@@ -1,0 +1,283 @@
+"""vae_course.disentangle (+ its plots and widget): the beta-ELBO and capacity loss against their formulas; the
+metrics against independent references and on synthetic codes whose answer is known; short training runs
+that must show what beta does; the sweep command reproducing the stored slice of book/data/beta_sweep.csv."""
+import argparse
+import math
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import vae_course as vc  # noqa: E402
+from vae_course import disentangle as Dg  # noqa: E402
+from vae_course import sprites as S  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP_CSV = ROOT / "book" / "data" / "beta_sweep.csv"
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return S.sprites_grid()
+
+
+def _codes(seed=0, noise=0.05, extra=3):
+    """A perfectly factorised code of the sprite grid: one latent per standardised factor, plus noise latents."""
+    f = S.factor_grid()
+    g = torch.Generator().manual_seed(seed)
+    z = (f.double() - f.double().mean(0)) / f.double().std(0)
+    z = z + noise * torch.randn(z.shape, generator=g, dtype=torch.float64)
+    return torch.cat([z, noise * torch.randn(len(f), extra, generator=g, dtype=torch.float64)], 1).float(), f
+
+
+def _rotation(m, seed=1):
+    q, _ = torch.linalg.qr(torch.randn(m, m, generator=torch.Generator().manual_seed(seed)))
+    return q
+
+
+# ---------------------------------------------------------------- tier 1: objectives, shapes and errors
+def test_negative_beta_elbo_matches_the_vae_objective():
+    torch.manual_seed(0)
+    model = vc.models.VAE(x_shape=(1, 8, 8), z_dim=3, hidden=16)
+    x = torch.rand(5, 1, 8, 8).bernoulli()
+    for beta in (0.0, 1.0, 4.0):
+        t = model.elbo(x, beta=beta, generator=torch.Generator().manual_seed(1))
+        q = model.encode(x)
+        z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(q.mu.shape, generator=torch.Generator().manual_seed(1))
+        ours = Dg.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar, beta)
+        assert torch.allclose(ours, -t.total, atol=1e-4)
+        # only the KL is weighted: d(loss)/d(beta) is the KL, whatever the reconstruction
+        assert torch.allclose(Dg.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar,
+                                                    beta + 1) - ours, t.kl, atol=1e-4)
+
+
+def test_capacity_vae_loss_and_schedule():
+    torch.manual_seed(0)
+    model = Dg.CapacityVAE(x_shape=(1, 8, 8), z_dim=3, hidden=16)
+    x = torch.rand(6, 1, 8, 8).bernoulli()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        out = model.loss(x, beta=50.0, capacity=2.0)
+    # D + gamma |R - C| with batch means, from the same draw of z
+    assert math.isclose(float(out.loss), float(-out.terms["recon"] + 50.0 * (out.terms["kl"] - 2.0).abs()), rel_tol=1e-5)
+    torch.manual_seed(2)  # without a capacity: the beta-ELBO, D + beta R
+    with torch.no_grad():
+        a = model.loss(x, beta=3.0)
+    assert math.isclose(float(a.loss), float(-a.terms["recon"] + 3.0 * a.terms["kl"]), rel_tol=1e-5)
+    sched = Dg.capacity_schedule(10.0, gamma=100.0, anneal=0.5)
+    assert sched(0, 0, 100) == {"beta": 100.0, "capacity": 0.0}
+    assert sched(0, 25, 100)["capacity"] == pytest.approx(5.0) and sched(3, 99, 100)["capacity"] == 10.0
+    assert isinstance(vc.models.build_model("CapacityVAE", vc.models.config_to_dict(model.config)), Dg.CapacityVAE)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: Dg.capacity_schedule(-1.0), "c_max"),
+    (lambda: Dg.capacity_schedule(5.0, anneal=0.0), "anneal"),
+    (lambda: Dg.mig(torch.zeros(4, 2, dtype=torch.int64), torch.zeros(4, 1, dtype=torch.int64)), "codes"),
+    (lambda: Dg.mig(torch.zeros(4, 2), torch.zeros(4, 1)), "factors"),
+    (lambda: Dg.mig(torch.zeros(4, 2), torch.zeros(3, 1, dtype=torch.int64)), "factors"),
+    (lambda: Dg.mig(torch.full((4, 2), float("nan")), torch.zeros(4, 1, dtype=torch.int64)), "codes"),
+    (lambda: Dg.discretize(torch.zeros(4, 2), 0), "n_bins"),
+    (lambda: Dg.dci(torch.zeros(10, 1), torch.zeros(10, 1, dtype=torch.int64)), "codes"),
+    (lambda: Dg.dci(torch.zeros(10, 2), torch.zeros(10, 1, dtype=torch.int64), n_train=10), "n_train"),
+    (lambda: Dg.mig_from_discrete(torch.zeros(4, 1, dtype=torch.int64), torch.zeros(4, 1, dtype=torch.int64)), "codes"),
+    (lambda: Dg.train_beta_vae(torch.rand(8, 1, 8, 8), beta=-1.0, epochs=1), "beta"),
+])
+def test_bad_arguments_are_named(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+def test_discretize_bins():
+    z = torch.tensor([[0.0, 5.0], [1.0, 5.0], [0.5, 5.0], [0.999, 5.0]])
+    d = Dg.discretize(z, 4)
+    assert d.dtype == torch.int64 and d[:, 0].tolist() == [0, 3, 2, 3] and d[:, 1].tolist() == [0, 0, 0, 0]
+
+
+# ---------------------------------------------------------------- tier 2: metrics against references and known answers
+def test_mutual_information_and_entropy_match_sklearn():
+    from sklearn.metrics import mutual_info_score
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (2000, 3), generator=g)
+    b = torch.stack([a[:, 0], (a[:, 1] + torch.randint(0, 2, (2000,), generator=g)) % 5,
+                     torch.randint(0, 3, (2000,), generator=g)], 1)
+    mi = Dg.mi_matrix(a, b)
+    ref = torch.tensor([[mutual_info_score(a[:, j], b[:, k]) for k in range(3)] for j in range(3)], dtype=torch.float64)
+    assert torch.allclose(mi, ref, atol=1e-10)
+    # I(a; a) = H(a); a uniform factor on L levels has H = log L
+    assert torch.allclose(Dg.mi_matrix(a, a).diagonal(), Dg.factor_entropy(a))
+    assert torch.allclose(Dg.factor_entropy(S.factor_grid()), torch.tensor(S.factor_sizes()).double().log())
+
+
+def test_mig_on_synthetic_codes():
+    z, f = _codes()
+    perfect = Dg.mig(z, f)
+    assert perfect.score > 0.95 and perfect.mi.shape == (8, 5) and perfect.gaps.shape == (5,)
+    rotated = Dg.mig(z @ _rotation(8), f)
+    assert rotated.score < 0.3
+    ignored = z.clone()
+    ignored[:, 3] = z[:, 6]  # the x latent is replaced by noise: the code ignores x
+    res = Dg.mig(ignored, f)
+    assert res.gaps[3] < 0.02 and res.score < 0.8 + 0.01  # that factor's gap vanishes: at most (K-1)/K
+    # the discrete route gives the same number
+    assert math.isclose(float(Dg.mig_from_discrete(Dg.discretize(z), f)), perfect.score, rel_tol=1e-6)
+
+
+def test_mig_is_normalised_by_the_factor_entropy():
+    z, f = _codes()
+    res = Dg.mig(z, f)
+    top2 = res.mi.double().topk(2, dim=0).values
+    raw = top2[0] - top2[1]
+    assert torch.allclose(res.gaps.double(), raw / res.entropy.double(), atol=1e-6)
+    assert not math.isclose(float(raw.mean()), res.score, rel_tol=0.05)  # factors have different entropies
+
+
+def test_dci_on_synthetic_codes():
+    z, f = _codes()
+    perfect = Dg.dci(z, f, n_trees=4)
+    assert perfect.disentanglement > 0.9 and perfect.completeness > 0.9 and perfect.informativeness > 0.95
+    assert perfect.importance.shape == (8, 5) and torch.allclose(perfect.importance.sum(0), torch.ones(5))
+    rotated = Dg.dci(z @ _rotation(8), f, n_trees=4)
+    assert rotated.disentanglement < 0.45 and rotated.completeness < 0.45
+    ignored = z.clone()
+    ignored[:, 3] = z[:, 6]
+    res = Dg.dci(ignored, f, n_trees=4)
+    assert res.completeness < perfect.completeness - 0.1
+    assert res.informativeness < perfect.informativeness - 0.1  # x is predicted at about chance (1/8)
+
+
+# ---------------------------------------------------------------- tier 3: short training runs
+def test_beta_trades_rate_for_distortion_and_capacity_holds_the_rate():
+    small = {"x": 4, "y": 4, "rotation": 3}  # 720 sprites: enough to see what beta does in a few seconds
+    data = S.sprites(test_size=100, levels=small)
+    images, factors = S.sprites_grid(levels=small)
+    low = Dg.train_beta_vae(data, beta=1.0, epochs=6, seed=0, hidden=64)
+    high = Dg.train_beta_vae(data, beta=16.0, epochs=6, seed=0, hidden=64)
+    s_low, s_high = (Dg.score_model(r.model, images, factors, dci_trees=3) for r in (low, high))
+    assert s_high["rate"] < 0.5 * s_low["rate"] and s_high["distortion"] > s_low["distortion"]
+    assert s_high["active"] < s_low["active"]
+    kl = Dg.kl_per_latent(high.model, images)
+    assert kl.shape == (8,) and math.isclose(float(kl.sum()), s_high["rate"], rel_tol=1e-4)
+    cap = Dg.train_beta_vae(data, beta=100.0, capacity=4.0, epochs=6, seed=0, hidden=64)
+    assert isinstance(cap.model, Dg.CapacityVAE)
+    assert abs(cap.history.train["kl"][-1] - 4.0) < 1.5  # the last epoch's C is close to 4 nats
+
+
+# ---------------------------------------------------------------- the stored sweep and the command that made it
+def test_sweep_csv_round_trip(tmp_path):
+    rows = [{"config": c, "beta": b, "seed": 0, "epochs": 1, "z_dim": 2, "arch": "mlp", "hidden": 8, "batch_size": 4,
+             "lr": 1e-3, "rate": 1.0, "distortion": 2.0, "elbo": -3.0, "mig": 0.1, "dci_d": 0.2, "dci_c": 0.3,
+             "dci_i": 0.4, "active": 2, "seconds": 1.5} for c, b in (("a", 1.0), ("b", 2.0))]
+    path = tmp_path / "s.csv"
+    Dg.write_sweep(rows, path)
+    Dg.write_sweep([{**rows[0], "mig": 0.9}], path)  # replaces config "a", keeps "b"
+    back = Dg.read_sweep(path)
+    assert [r["config"] for r in back] == ["b", "a"] and back[1]["mig"] == 0.9 and back[0]["active"] == 2
+    assert Dg.read_sweep(path, config="b")[0]["beta"] == 2.0
+
+
+def test_stored_sweep_has_the_full_grid_of_runs():
+    rows = Dg.read_sweep(SWEEP_CSV, config="sweep")
+    betas = sorted({r["beta"] for r in rows})
+    assert len(betas) >= 4 and all(len([r for r in rows if r["beta"] == b]) >= 3 for b in betas)
+    assert all(0 <= r["mig"] <= 1 and 0 <= r["dci_d"] <= 1 and r["rate"] > 0 for r in rows)
+
+
+def test_command_reproduces_the_stored_tiny_slice(tmp_path):
+    """`vae-course sweep-beta --config tiny ...` rerun now must give the stored rows: rate and distortion within
+    1 % (float summation order may differ between machines and thread counts), the metrics within 0.03."""
+    stored = Dg.read_sweep(SWEEP_CSV, config="tiny")
+    assert stored, "book/data/beta_sweep.csv has no rows with config 'tiny'"
+    s = stored[0]
+    parser = argparse.ArgumentParser()
+    Dg.add_arguments(parser)
+    out = tmp_path / "tiny.csv"
+    args = parser.parse_args(["--config", "tiny", "--betas", *sorted({str(r["beta"]) for r in stored}),
+                              "--seeds", *sorted({str(r["seed"]) for r in stored}), "--epochs", str(s["epochs"]),
+                              "--z-dim", str(s["z_dim"]), "--hidden", str(s["hidden"]), "--batch-size",
+                              str(s["batch_size"]), "--lr", str(s["lr"]), "--arch", s["arch"], "--device", "cpu",
+                              "--out", str(out)])
+    assert Dg.run(args) == 0
+    new = {(r["beta"], r["seed"]): r for r in Dg.read_sweep(out)}
+    assert len(new) == len(stored)
+    for r in stored:
+        n = new[(r["beta"], r["seed"])]
+        for key in ("rate", "distortion"):
+            assert n[key] == pytest.approx(r[key], rel=0.01), key
+        for key in ("mig", "dci_d", "dci_c", "dci_i"):
+            assert n[key] == pytest.approx(r[key], abs=0.03), key
+        assert abs(n["active"] - r["active"]) <= 1
+
+
+# ---------------------------------------------------------------- plots and widget
+def test_plots_and_widget_draw(grid):
+    images, factors = grid
+    torch.manual_seed(0)
+    model = vc.models.VAE(x_shape=(1, 32, 32), z_dim=4, hidden=16)
+    kl = Dg.kl_per_latent(model, images[:50])
+    ax = vc.plotting.latent_traversal(model, kl=kl, x=images[:1], n_steps=5)
+    assert len(ax.get_yticklabels()) == 4
+    vc.plotting.latent_traversal(model, n_rows=2)
+    axes = vc.plotting.traversal_point(model, 1, 0.5, kl=kl)
+    assert len(axes) == 2 and len(axes[1].patches) == 1
+    with pytest.raises(ValueError, match="rank"):
+        vc.plotting.traversal_point(model, 4, 0.0)
+    with pytest.raises(ValueError, match="z"):
+        vc.plotting.latent_traversal(model, z=torch.zeros(3))
+    vc.plotting.kl_bars(kl)
+    res = Dg.mig(vc.collapse.encode_all(model, images[::10])[0], factors[::10])
+    vc.plotting.mi_heatmap(res.mi, res.entropy, factor_names=S.FACTORS, kl=kl)
+    vc.plotting.factor_traversals()
+    rows = [{"beta": b, "seed": s, "rate": 10 / b + s, "distortion": 50 + b, "mig": 0.1 * s, "dci_d": 0.2}
+            for b in (1.0, 4.0) for s in (0, 1)]
+    vc.plotting.metrics_vs_beta(rows)
+    ax = vc.plotting.rate_distortion(rows)
+    assert len(ax.collections) == 2
+    w = vc.widgets.traversal_widget(model, kl=kl)
+    assert len(w.children) >= 3
+    plt.close("all")
+
+
+def test_constant_factors_are_left_out():
+    z, f = _codes()
+    keep = f[:, 1] == 2  # scale fixed: a constant factor
+    res = Dg.mig(z[keep], f[keep])
+    assert math.isnan(float(res.gaps[1])) and res.score > 0.9
+    assert math.isclose(float(Dg.mig_from_discrete(Dg.discretize(z[keep]), f[keep])), res.score, rel_tol=1e-6)
+    d = Dg.dci(z[keep], f[keep], n_trees=3)
+    assert d.importance.shape == (8, 4) and d.completeness > 0.9
+
+
+def test_latent_codes_are_means_or_draws_of_q():
+    torch.manual_seed(0)
+    model = vc.models.VAE(x_shape=(1, 8, 8), z_dim=3, hidden=16)
+    x = torch.rand(4000, 1, 8, 8)
+    with torch.no_grad():
+        q = model.encode(x)
+    assert torch.allclose(Dg.latent_codes(model, x), q.mu, atol=1e-6)
+    z = Dg.latent_codes(model, x, sample=True, generator=torch.Generator().manual_seed(0))
+    eps = (z - q.mu) / torch.exp(0.5 * q.logvar)  # must be standard normal draws
+    # 4,000 x 3 draws: mean within 5 standard errors of 0, standard deviation within 5 % of 1
+    assert eps.mean().abs() < 5 / math.sqrt(eps.numel()) and abs(float(eps.std()) - 1) < 0.05
+    z2 = Dg.latent_codes(model, x, sample=True, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z, z2)
+
+
+def test_dci_scores_follow_their_formulas_from_the_importances():
+    z, f = _codes(noise=0.5)  # a noisy code, so that the importances are spread and the entropies non-trivial
+    d = Dg.dci(z @ _rotation(8, seed=3), f, n_trees=3)
+    r = d.importance.double()  # (m, K)
+    m, k = r.shape
+    p = r / r.sum(1, keepdim=True)
+    h_k = -(p * p.clamp(min=1e-12).log()).sum(1) / math.log(k)  # entropy of each latent's row, base K
+    rho = r.sum(1) / r.sum()
+    assert math.isclose(d.disentanglement, float((rho * (1 - h_k)).sum()), rel_tol=1e-5)
+    pt = r / r.sum(0, keepdim=True)
+    h_m = -(pt * pt.clamp(min=1e-12).log()).sum(0) / math.log(m)  # entropy of each factor's column, base m
+    assert math.isclose(d.completeness, float((1 - h_m).mean()), rel_tol=1e-5)
+    assert 0 < d.disentanglement < 1 and 0 < d.completeness < 1

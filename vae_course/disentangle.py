@@ -1,0 +1,429 @@
+r"""beta-VAE, capacity control and disentanglement metrics (chapter 6).
+
+**The beta-ELBO** (Higgins et al., 2017) weights the KL term of the ELBO by :math:`\beta`:
+
+.. math:: \mathcal L_\beta(x) = \mathbb E_{q(z\mid x)}\big[\log p(x\mid z)\big] - \beta\,\mathrm{KL}\big(q(z\mid x)\,\|\,\mathcal N(0, I)\big).
+
+The KL is the **rate** :math:`R` (nats the code spends on each image), minus the reconstruction term is
+the **distortion** :math:`D`, and maximising :math:`\mathcal L_\beta` minimises :math:`D + \beta R`: one
+point on a rate-distortion curve per :math:`\beta` (Alemi et al., 2018). :class:`~vae_course.models.VAE`
+already takes ``beta``; pass it through ``fit(..., loss_kwargs={"beta": 4.0})``.
+
+**Capacity control** (Burgess et al., 2018) minimises :math:`D + \gamma\,|R - C|`, a large weight
+:math:`\gamma` that holds the rate near a target :math:`C` (nats), while :math:`C` grows from 0 to
+:math:`C_{\max}` during training (:class:`CapacityVAE`, :func:`capacity_schedule`).
+
+**Metrics** compare codes :math:`z` of a trained model (:func:`latent_codes`) with the known factors :math:`v` of
+the sprites:
+
+* the Mutual Information Gap (Chen et al., 2018), :func:`mig`:
+  :math:`\frac1K\sum_k \frac{I(z_{j^{(1)}}; v_k) - I(z_{j^{(2)}}; v_k)}{H(v_k)}`, with :math:`j^{(1)}, j^{(2)}` the
+  latents of largest and second-largest mutual information with factor :math:`k`; 1 when each factor
+  is stored in one latent alone, 0 when it is shared equally;
+* DCI (Eastwood & Williams, 2018), :func:`dci`: fit a random forest per factor on the codes, read off
+  the importance :math:`R_{jk}` of latent :math:`j` for factor :math:`k`; *disentanglement* is high when each
+  latent matters for one factor, *completeness* when each factor is captured by one latent,
+  *informativeness* is the forest's test accuracy.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from . import distributions as D
+from ._validate import tensor as _tensor
+from .collapse import encode_all, kl_per_dimension
+from .models.base import LossTerms, register_model
+from .models.vae import VAE
+from .utils import check_positive_int
+
+__all__ = ["negative_beta_elbo", "CapacityVAE", "capacity_schedule", "kl_per_latent", "latent_codes",
+           "discretize", "mi_matrix", "factor_entropy", "MIG", "mig", "mig_from_discrete",
+           "DCI", "dci", "BetaRun", "train_beta_vae", "score_model", "sweep_beta", "read_sweep", "write_sweep",
+           "SWEEP_COLUMNS", "SWEEP_PATH"]
+
+
+def negative_beta_elbo(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> Tensor:
+    r"""Per-example :math:`-\mathcal L_\beta = -\log p(x\mid z) + \beta\,\mathrm{KL}(q\,\|\,\mathcal N(0,I))`, Bernoulli pixels.
+
+    ``x``, ``x_logits`` ``(B, D)`` (pixels in [0, 1], decoder logits at one draw of z); ``mu``, ``logvar``
+    ``(B, m)``. Returns ``(B,)`` in nats. Only the KL is weighted: :math:`\beta` multiplies the rate, not the
+    reconstruction (Higgins et al., 2017).
+    """
+    recon = D.log_bernoulli(x, x_logits)  # (B,): sum over pixels
+    return -recon + beta * D.kl_normal_std(mu, logvar)
+
+
+@register_model
+class CapacityVAE(VAE):
+    r"""A :class:`~vae_course.models.VAE` whose loss can also hold the rate at a target capacity :math:`C`.
+
+    ``loss(x, beta, capacity=None)``: without ``capacity`` the beta-ELBO of the VAE; with it
+    :math:`-\overline{\log p(x\mid z)} + \beta\,|\overline{\mathrm{KL}} - C|` (Burgess et al., 2018),
+    bars being batch means. Anneal ``capacity`` with :func:`capacity_schedule`.
+    """
+
+    def loss(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, capacity: float | None = None) -> LossTerms:
+        t = self.elbo(x, beta=beta, n_samples=n_samples)
+        if capacity is None:
+            loss = -t.total.mean()
+        else:
+            loss = -t.recon.mean() + beta * (t.kl.mean() - capacity).abs()  # D + gamma |R - C|
+        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
+
+
+def capacity_schedule(c_max: float, *, gamma: float = 100.0, anneal: float = 0.8):
+    r"""``loss_kwargs`` for :func:`vae_course.train.fit`: :math:`C` grows linearly from 0 to ``c_max`` nats over
+    the first ``anneal`` fraction of the steps, then stays; the weight is ``beta = gamma``."""
+    if not (math.isfinite(c_max) and c_max >= 0):
+        raise ValueError(f"c_max: got {c_max!r}; need a capacity >= 0 in nats")
+    if not 0 < anneal <= 1:
+        raise ValueError(f"anneal: got {anneal!r}; need a fraction of the training steps in (0, 1]")
+
+    def schedule(epoch: int, step: int, n_steps: int) -> dict:
+        return {"beta": gamma, "capacity": c_max * min(1.0, step / (anneal * n_steps))}
+
+    return schedule
+
+
+# ------------------------------------------------------------------ codes of a trained model
+def kl_per_latent(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> Tensor:
+    r"""Mean over ``x`` of :math:`\mathrm{KL}(q(z_j\mid x)\,\|\,\mathcal N(0,1))` per latent :math:`j`: ``(m,)`` nats.
+
+    Summed over :math:`j` it is the rate; a latent with KL near 0 carries no information about x. Built from
+    :func:`vae_course.collapse.encode_all` and :func:`vae_course.collapse.kl_per_dimension` (chapter 7)."""
+    return kl_per_dimension(*encode_all(model, x, batch_size=batch_size)).mean(0)
+
+
+def latent_codes(model: nn.Module, x: Tensor, *, sample: bool = False, generator: torch.Generator | None = None,
+                 batch_size: int = 1000) -> Tensor:
+    r"""Codes of images ``x`` for the metrics: the encoder means :math:`\mu(x)` ``(N, m)``, or with ``sample`` one draw
+    :math:`z = \mu + \sigma\odot\varepsilon` per image (CPU; ``generator`` seeds :math:`\varepsilon`).
+
+    The MIG is defined with :math:`z\sim q(z\mid x)` (Chen et al., 2018). That matters for collapsed latents: their
+    means may still drift a little with a factor, which an equal-width histogram magnifies into spurious
+    information, while their draws are pure prior noise and carry none."""
+    mu, logvar = encode_all(model, x, batch_size=batch_size)
+    if not sample:
+        return mu
+    return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)  # (N, m)
+
+
+# ------------------------------------------------------------------ mutual information gap
+def _codes_factors(codes: Tensor, factors: Tensor) -> tuple[Tensor, Tensor]:
+    codes = _tensor("codes", codes, min_dim=2)
+    if codes.dim() != 2:
+        raise ValueError(f"codes: got shape {tuple(codes.shape)}; need (N, m)")
+    if not isinstance(factors, Tensor) or factors.dtype != torch.int64 or factors.dim() != 2:
+        raise TypeError(f"factors: got {getattr(factors, 'dtype', type(factors).__name__)} of shape "
+                        f"{tuple(getattr(factors, 'shape', ()))}; need int64 level indices (N, K)")
+    if len(factors) != len(codes):
+        raise ValueError(f"factors: got {len(factors)} rows; need one per code ({len(codes)})")
+    if bool((factors < 0).any()):
+        raise ValueError("factors: got negative level indices; need indices >= 0")
+    return codes, factors
+
+
+def discretize(codes: Tensor, n_bins: int = 20) -> Tensor:
+    """Equal-width histogram bins per column: ``(N, m)`` float -> ``(N, m)`` int64 in ``[0, n_bins)``.
+
+    Each column's range [min, max] is cut into ``n_bins`` bins (as in Locatello et al., 2019); a constant
+    column falls in bin 0."""
+    codes = _tensor("codes", codes, min_dim=2)
+    n_bins = check_positive_int("n_bins", n_bins)
+    lo, hi = codes.min(0).values, codes.max(0).values
+    width = (hi - lo).clamp(min=1e-12) / n_bins
+    return ((codes - lo) / width).floor().clamp(0, n_bins - 1).long()
+
+
+def mi_matrix(a: Tensor, b: Tensor) -> Tensor:
+    r"""Plug-in :math:`I(a_j; b_k) = \sum p(a,b)\log\frac{p(a,b)}{p(a)p(b)}` (nats) for every column pair of
+    discrete ``a`` ``(N, m)`` and ``b`` ``(N, K)`` (int64 >= 0): returns ``(m, K)``."""
+    if a.dtype != torch.int64 or b.dtype != torch.int64 or a.dim() != 2 or b.dim() != 2 or len(a) != len(b):
+        raise TypeError(f"a, b: got {a.dtype} {tuple(a.shape)} and {b.dtype} {tuple(b.shape)}; need int64 (N, m), (N, K)")
+    n = len(a)
+    na, nb = int(a.max()) + 1, int(b.max()) + 1
+    out = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64)
+    for j in range(a.shape[1]):
+        for k in range(b.shape[1]):
+            joint = torch.bincount(a[:, j] * nb + b[:, k], minlength=na * nb).reshape(na, nb).double() / n
+            pa, pb = joint.sum(1, keepdim=True), joint.sum(0, keepdim=True)
+            nz = joint > 0
+            out[j, k] = (joint[nz] * (joint[nz] / (pa * pb).expand_as(joint)[nz]).log()).sum()
+    return out
+
+
+def factor_entropy(factors: Tensor) -> Tensor:
+    r""":math:`H(v_k) = -\sum_v p(v)\log p(v)` (nats) of each column of ``factors`` ``(N, K)`` int64: ``(K,)``."""
+    out = []
+    for k in range(factors.shape[1]):
+        p = torch.bincount(factors[:, k]).double() / len(factors)
+        p = p[p > 0]
+        out.append(-(p * p.log()).sum())
+    return torch.stack(out)
+
+
+class MIG(NamedTuple):
+    """``score``: the MIG; ``gaps`` ``(K,)``: normalised gap per factor; ``mi`` ``(m, K)`` nats; ``entropy`` ``(K,)`` nats."""
+
+    score: float
+    gaps: Tensor
+    mi: Tensor
+    entropy: Tensor
+
+
+def mig_from_discrete(codes_discrete: Tensor, factors: Tensor) -> Tensor:
+    r"""MIG of already discretised codes ``(N, m)`` int64 against ``factors`` ``(N, K)`` int64: a 0-dim tensor.
+
+    .. math:: \mathrm{MIG} = \frac1K\sum_{k=1}^K \frac{I(z_{j^{(1)}_k}; v_k) - I(z_{j^{(2)}_k}; v_k)}{H(v_k)}
+
+    (Chen et al., 2018); needs m >= 2 latents. Constant factors (:math:`H = 0`) are left out of the mean."""
+    if codes_discrete.shape[1] < 2:
+        raise ValueError(f"codes: got {codes_discrete.shape[1]} latent(s); the MIG needs at least 2")
+    mi = mi_matrix(codes_discrete, factors)  # (m, K)
+    top2 = mi.topk(2, dim=0).values  # (2, K): largest and second-largest over latents
+    h = factor_entropy(factors)
+    return ((top2[0] - top2[1])[h > 0] / h[h > 0]).mean()
+
+
+def mig(codes: Tensor, factors: Tensor, *, n_bins: int = 20) -> MIG:
+    r"""Mutual Information Gap of continuous ``codes`` ``(N, m)`` against ``factors`` ``(N, K)`` int64, after
+    :func:`discretize` with ``n_bins`` bins per latent. For a VAE pass draws of :math:`q(z\mid x)`
+    (:func:`latent_codes` with ``sample=True``). A constant factor has nothing to disentangle: its gap is NaN
+    and it is left out of the score."""
+    codes, factors = _codes_factors(codes, factors)
+    zd = discretize(codes, n_bins)
+    mi = mi_matrix(zd, factors)
+    h = factor_entropy(factors)
+    top2 = mi.topk(min(2, mi.shape[0]), dim=0).values
+    gaps = (top2[0] - (top2[1] if len(top2) > 1 else 0.0)) / h.where(h > 0, torch.nan)
+    return MIG(float(gaps[h > 0].mean()), gaps.float(), mi.float(), h.float())
+
+
+# ------------------------------------------------------------------ DCI
+class DCI(NamedTuple):
+    """Disentanglement, completeness and informativeness (test accuracy, mean over factors), each in [0, 1];
+    ``importance`` ``(m, K')``: the forests' importance of latent j for each varying factor (columns sum to 1)."""
+
+    disentanglement: float
+    completeness: float
+    informativeness: float
+    importance: Tensor
+
+
+def _normalised_entropy(p: Tensor, dim: int, base: int) -> Tensor:
+    p = p / p.sum(dim, keepdim=True).clamp(min=1e-12)
+    return -(p * p.clamp(min=1e-12).log()).sum(dim) / math.log(base)
+
+
+def dci(codes: Tensor, factors: Tensor, *, n_train: int | None = None, n_trees: int = 10, max_depth: int | None = None,
+        seed: int = 0) -> DCI:
+    r"""DCI scores (Eastwood & Williams, 2018) with random-forest importances.
+
+    For each factor :math:`k` a forest predicts :math:`v_k` from the codes (all latents considered at every
+    split, so the importances are not spread by chance); :math:`R_{jk}` is latent :math:`j`'s impurity importance.
+    With :math:`P_{jk} = R_{jk}/\sum_{k'}R_{jk'}`: :math:`D_j = 1 - H_K(P_{j\cdot})`, disentanglement
+    :math:`\sum_j\rho_jD_j` with :math:`\rho_j = \sum_kR_{jk}/\sum R`; completeness :math:`\frac1K\sum_k 1 - H_m(\tilde P_{\cdot k})`
+    with :math:`\tilde P_{jk} = R_{jk}/\sum_{j'}R_{j'k}` (entropies in base K and m). ``n_train`` rows (default 80 %)
+    fit the forests, the rest give the informativeness. Needs scikit-learn.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    codes, factors = _codes_factors(codes, factors)
+    n, m = codes.shape
+    if m < 2:
+        raise ValueError(f"codes: got {m} latent(s); DCI needs at least 2")
+    n_train = int(0.8 * n) if n_train is None else check_positive_int("n_train", n_train)
+    if not 1 <= n_train < n:
+        raise ValueError(f"n_train: got {n_train}; need 1 <= n_train < {n} (the rest is the test part)")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    tr, te = perm[:n_train], perm[n_train:]
+    varying = [k for k in range(factors.shape[1]) if len(torch.unique(factors[:, k])) > 1]  # constant ones are skipped
+    if not varying:
+        raise ValueError("factors: every factor is constant; DCI needs at least one that varies")
+    factors = factors[:, varying]
+    z, v = codes.double().numpy(), factors.numpy()
+    importance = torch.zeros(m, factors.shape[1], dtype=torch.float64)
+    accuracy = []
+    for k in range(factors.shape[1]):
+        forest = RandomForestClassifier(n_estimators=check_positive_int("n_trees", n_trees), max_depth=max_depth,
+                                        max_features=None, random_state=seed, n_jobs=1)
+        forest.fit(z[tr], v[tr, k])
+        importance[:, k] = torch.from_numpy(forest.feature_importances_)
+        accuracy.append(forest.score(z[te], v[te, k]))
+    d_j = 1 - _normalised_entropy(importance, 1, factors.shape[1])  # (m,)
+    rho = importance.sum(1) / importance.sum().clamp(min=1e-12)
+    c_k = 1 - _normalised_entropy(importance, 0, m)  # (K,)
+    return DCI(float((rho * d_j).sum()), float(c_k.mean()), float(sum(accuracy) / len(accuracy)), importance.float())
+
+
+# ------------------------------------------------------------------ training and the beta sweep
+class BetaRun(NamedTuple):
+    """A trained model and its :class:`~vae_course.history.History`."""
+
+    model: VAE
+    history: object
+
+
+def train_beta_vae(data, *, beta: float = 1.0, seed: int = 0, epochs: int = 30, z_dim: int = 8, arch: str = "mlp",
+                   hidden: int = 200, batch_size: int = 64, lr: float = 1e-3, capacity: float | None = None,
+                   device=None, progress: bool = False) -> BetaRun:
+    r"""Train a beta-VAE (Bernoulli pixels) on ``data`` (e.g. :func:`vae_course.sprites.sprites`) with
+    :func:`vae_course.train.fit`. ``seed`` fixes the initial weights, the batches and the noise.
+
+    With ``capacity`` (nats) the model is a :class:`CapacityVAE` trained on :math:`D + \beta|R - C|`, :math:`C`
+    annealed from 0 to ``capacity`` (:func:`capacity_schedule`, ``gamma = beta``); otherwise on the beta-ELBO.
+    """
+    from .train import fit
+
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta: got {beta!r}; need a weight >= 0")
+    x_shape = tuple(data.x_train.shape[1:]) if hasattr(data, "x_train") else tuple(data.shape[1:])
+    torch.manual_seed(seed)
+    cls = VAE if capacity is None else CapacityVAE
+    model = cls(x_shape=x_shape, z_dim=z_dim, arch=arch, hidden=hidden, activation="relu" if arch == "conv" else "tanh",
+                channels=(16, 32))
+    kwargs = {"beta": float(beta)} if capacity is None else capacity_schedule(capacity, gamma=float(beta))
+    history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                  loss_kwargs=kwargs, progress=progress)
+    return BetaRun(model, history)
+
+
+@torch.no_grad()
+def score_model(model: VAE, images: Tensor, factors: Tensor, *, seed: int = 0, dci_trees: int = 10) -> dict[str, float]:
+    r"""Rate :math:`R` (mean KL), distortion :math:`D` (mean :math:`-\log p(x\mid z)`, one seeded draw of z), the
+    ELBO, MIG (of one draw :math:`z\sim q(z\mid x)` per image), DCI (of the encoder means, as Eastwood & Williams)
+    and the number of active latents (KL > 0.1 nats) of ``model`` on ``images`` with known ``factors`` (e.g.
+    :func:`vae_course.sprites.sprites_grid`). Deterministic for a given ``seed``."""
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
+    recon, kl = [], []
+    for i in range(0, len(images), 1000):
+        t = model.elbo(images[i:i + 1000].to(device), generator=g)
+        recon.append(t.recon.cpu())
+        kl.append(t.kl.cpu())
+    rate, distortion = float(torch.cat(kl).mean()), float(-torch.cat(recon).mean())
+    draws = latent_codes(model, images, sample=True, generator=torch.Generator().manual_seed(seed))
+    m = mig(draws, factors)
+    d = dci(latent_codes(model, images), factors, n_trees=dci_trees, seed=seed)
+    active = int((kl_per_latent(model, images) > 0.1).sum())
+    return {"rate": rate, "distortion": distortion, "elbo": -rate - distortion, "mig": m.score,
+            "dci_d": d.disentanglement, "dci_c": d.completeness, "dci_i": d.informativeness, "active": active}
+
+
+SWEEP_PATH = str(Path(__file__).resolve().parents[1] / "book" / "data" / "beta_sweep.csv")  # the book's stored sweep
+SWEEP_SETTINGS = ("epochs", "z_dim", "arch", "hidden", "batch_size", "lr")  # stored in every row of a sweep
+SWEEP_COLUMNS = ("config", "beta", "seed", *SWEEP_SETTINGS, "rate", "distortion", "elbo", "mig", "dci_d", "dci_c",
+                 "dci_i", "active", "seconds")
+
+
+def sweep_beta(betas, seeds, *, config: str = "sweep", epochs: int = 100, z_dim: int = 8, arch: str = "mlp",
+               hidden: int = 200, batch_size: int = 64, lr: float = 1e-3, device=None, progress: bool = False,
+               callback=None) -> list[dict]:
+    """Train one beta-VAE per (beta, seed) on the full sprites grid (:func:`vae_course.sprites.sprites`, seed 0
+    split) and score each on every grid image (:func:`score_model`). Returns one dict per run with the keys
+    :data:`SWEEP_COLUMNS`; ``callback(row)`` is called after each run (e.g. to print progress)."""
+    import time
+
+    from .sprites import sprites, sprites_grid
+
+    data = sprites(seed=0)
+    images, factors = sprites_grid()
+    rows = []
+    for beta in betas:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            run = train_beta_vae(data, beta=beta, seed=seed, epochs=epochs, z_dim=z_dim, arch=arch, hidden=hidden,
+                                 batch_size=batch_size, lr=lr, device=device, progress=progress)
+            row = {"config": config, "beta": float(beta), "seed": int(seed), "epochs": epochs, "z_dim": z_dim,
+                   "arch": arch, "hidden": hidden, "batch_size": batch_size, "lr": lr,
+                   **score_model(run.model, images, factors, seed=seed)}
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            if callback is not None:
+                callback(row)
+    return rows
+
+
+def _typed(row: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        if k in ("config", "arch"):
+            out[k] = v
+        elif k in ("seed", "epochs", "z_dim", "hidden", "batch_size", "active"):
+            out[k] = int(v)
+        else:
+            out[k] = float(v)
+    return out
+
+
+def read_sweep(path=None, *, config: str | None = None) -> list[dict]:
+    """Rows of a sweep CSV (written by ``vae-course sweep-beta``) with numbers parsed; only ``config`` if given.
+
+    ``path`` defaults to the book's :data:`SWEEP_PATH`, ``book/data/beta_sweep.csv``."""
+    import csv
+    import os
+
+    path = SWEEP_PATH if path is None else path
+    if not os.path.isfile(path):
+        raise ValueError(f"path: {path} does not exist; create it with `vae-course sweep-beta --out {path}`")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [_typed(r) for r in csv.DictReader(f)]
+    return [r for r in rows if config is None or r["config"] == config]
+
+
+def write_sweep(rows: list[dict], path) -> None:
+    """Write ``rows`` to ``path`` as CSV, replacing the rows of the same ``config`` already there and keeping others."""
+    import csv
+    import os
+
+    configs = {r["config"] for r in rows}
+    kept = [r for r in read_sweep(path) if r["config"] not in configs] if os.path.exists(path) else []
+    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else v  # noqa: E731
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for r in kept + rows:
+            writer.writerow({k: fmt(r[k]) for k in SWEEP_COLUMNS})
+
+
+def add_arguments(parser) -> None:
+    """Arguments of ``vae-course sweep-beta``."""
+    parser.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16, 32],
+                        help="KL weights (default 1 2 4 8 16 32)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds per beta (default 0..4)")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs over the 3,340 training sprites (default 100)")
+    parser.add_argument("--z-dim", type=int, default=8, help="latent size (default 8)")
+    parser.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder/decoder (default mlp)")
+    parser.add_argument("--hidden", type=int, default=200, help="hidden units (default 200)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--config", default="sweep", help="name stored in the rows; rows of this name in --out are replaced")
+    parser.add_argument("--out", default="book/data/beta_sweep.csv", help="CSV file (default book/data/beta_sweep.csv)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+
+
+def run(args) -> int:
+    """``vae-course sweep-beta``: train and score a beta-VAE per (beta, seed); write the rows to ``--out``."""
+    import sys
+
+    def report(row: dict) -> None:
+        print(f"beta {row['beta']:g} seed {row['seed']}: rate {row['rate']:.2f} distortion {row['distortion']:.2f} "
+              f"MIG {row['mig']:.3f} DCI-D {row['dci_d']:.3f} active {row['active']} ({row['seconds']:.0f} s)", flush=True)
+
+    try:
+        rows = sweep_beta(args.betas, args.seeds, config=args.config, epochs=args.epochs, z_dim=args.z_dim,
+                          arch=args.arch, hidden=args.hidden, batch_size=args.batch_size, lr=args.lr,
+                          device=args.device, callback=report)
+    except (ValueError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write_sweep(rows, args.out)
+    print(f"wrote {len(rows)} rows (config {args.config!r}) to {args.out}")
+    return 0
