@@ -18,6 +18,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_entropy", "check_kl_categorical", "check_bernoulli_log_likelihood"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_entropy": "Exercise 1 (entropy)",
+    "check_kl_categorical": "Exercise 2 (KL between categorical distributions)",
+    "check_bernoulli_log_likelihood": "Exercise 3 (Bernoulli pixel log-likelihood)",
+}
+
 
 
 def _dirichlet(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -60,7 +67,7 @@ _ENTROPY_MISTAKES = [
 
 def check_entropy(student_fn) -> CheckResult:
     """Exercise 1: ``entropy(p)`` with ``p`` ``(..., K)`` -> ``(...)`` in nats, 0 log 0 = 0."""
-    return check_function("Exercise 1 (entropy)", student_fn, _entropy_ref, _entropy_cases(), mistakes=_ENTROPY_MISTAKES)
+    return check_function(EXERCISE_NAMES["check_entropy"], student_fn, _entropy_ref, _entropy_cases(), mistakes=_ENTROPY_MISTAKES)
 
 
 # ---------------------------------------------------------------- exercise 2: KL between categoricals
@@ -99,7 +106,7 @@ _KL_MISTAKES = [
 
 def check_kl_categorical(student_fn) -> CheckResult:
     """Exercise 2: ``kl_categorical(p, q)`` with ``p, q`` ``(..., K)`` -> ``(...)`` in nats."""
-    return check_function("Exercise 2 (KL between categorical distributions)", student_fn, _kl_ref, _kl_cases(),
+    return check_function(EXERCISE_NAMES["check_kl_categorical"], student_fn, _kl_ref, _kl_cases(),
                           mistakes=_KL_MISTAKES)
 
 
@@ -149,5 +156,5 @@ _BERNOULLI_MISTAKES = [
 
 def check_bernoulli_log_likelihood(student_fn) -> CheckResult:
     """Exercise 3: ``bernoulli_log_likelihood(x, logits)`` with ``x, logits`` ``(N, D)`` -> ``(N,)`` in nats."""
-    return check_function("Exercise 3 (Bernoulli pixel log-likelihood)", student_fn, _bernoulli_ref, _bernoulli_cases(),
+    return check_function(EXERCISE_NAMES["check_bernoulli_log_likelihood"], student_fn, _bernoulli_ref, _bernoulli_cases(),
                           mistakes=_BERNOULLI_MISTAKES)

@@ -22,6 +22,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_sample_mvn", "check_log_normal_diag", "check_log_normal_full"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_sample_mvn": "Exercise 1 (sampling N(mu, Sigma) by Cholesky)",
+    "check_log_normal_diag": "Exercise 2 (diagonal Gaussian log-density)",
+    "check_log_normal_full": "Exercise 3 (full-covariance log-density)",
+}
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -77,7 +84,7 @@ _SAMPLE_MISTAKES = [
 
 def check_sample_mvn(student_fn) -> CheckResult:
     """Exercise 1: ``sample_mvn(mu, cov, eps)``, mu/eps ``(..., d)``, cov ``(..., d, d)`` -> ``mu + L eps`` ``(..., d)``."""
-    return check_function("Exercise 1 (sampling N(mu, Sigma) by Cholesky)", student_fn, _sample_ref, _sample_cases(),
+    return check_function(EXERCISE_NAMES["check_sample_mvn"], student_fn, _sample_ref, _sample_cases(),
                           mistakes=_SAMPLE_MISTAKES)
 
 
@@ -129,7 +136,7 @@ _DIAG_MISTAKES = [
 
 def check_log_normal_diag(student_fn) -> CheckResult:
     """Exercise 2: ``log_normal_diag(x, mu, logvar)``, all ``(..., d)`` -> ``(...)``."""
-    return check_function("Exercise 2 (diagonal Gaussian log-density)", student_fn, _diag_ref, _diag_cases(),
+    return check_function(EXERCISE_NAMES["check_log_normal_diag"], student_fn, _diag_ref, _diag_cases(),
                           mistakes=_DIAG_MISTAKES)
 
 
@@ -209,5 +216,5 @@ _FULL_MISTAKES = [
 
 def check_log_normal_full(student_fn) -> CheckResult:
     """Exercise 3: ``log_normal_full(x, mu, cov)``, x/mu ``(..., d)``, cov ``(..., d, d)`` -> ``(...)``."""
-    return check_function("Exercise 3 (full-covariance log-density)", student_fn, _full_ref, _full_cases(),
+    return check_function(EXERCISE_NAMES["check_log_normal_full"], student_fn, _full_ref, _full_cases(),
                           mistakes=_FULL_MISTAKES)

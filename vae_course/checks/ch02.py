@@ -26,6 +26,14 @@ from ._core import Case, CheckResult, Mistake, check_function
 __all__ = ["check_threshold_density", "check_log_marginal_from_samples", "check_effective_sample_size",
            "check_gaussian_mle_loglik"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_threshold_density": "Exercise 1 (threshold mixture density)",
+    "check_log_marginal_from_samples": "Exercise 2 (log of the Monte-Carlo average)",
+    "check_effective_sample_size": "Exercise 3 (effective sample size)",
+    "check_gaussian_mle_loglik": "Exercise 4 (the best single Gaussian)",
+}
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -73,7 +81,7 @@ _THRESHOLD_MISTAKES = [
 
 def check_threshold_density(student_fn) -> CheckResult:
     """Exercise 1: ``threshold_density(x, theta)``, ``x`` any shape -> the density, same shape."""
-    return check_function("Exercise 1 (threshold mixture density)", student_fn, _threshold_ref, _threshold_cases(),
+    return check_function(EXERCISE_NAMES["check_threshold_density"], student_fn, _threshold_ref, _threshold_cases(),
                           mistakes=_THRESHOLD_MISTAKES)
 
 
@@ -114,7 +122,7 @@ _LME_MISTAKES = [
 
 def check_log_marginal_from_samples(student_fn) -> CheckResult:
     """Exercise 2: ``log_marginal_from_samples(log_lik)``, ``(N, K)`` -> ``(N,)``."""
-    return check_function("Exercise 2 (log of the Monte-Carlo average)", student_fn, _lme_ref, _lme_cases(),
+    return check_function(EXERCISE_NAMES["check_log_marginal_from_samples"], student_fn, _lme_ref, _lme_cases(),
                           mistakes=_LME_MISTAKES)
 
 
@@ -153,7 +161,7 @@ _ESS_MISTAKES = [
 
 def check_effective_sample_size(student_fn) -> CheckResult:
     """Exercise 3: ``effective_sample_size(log_w)``, ``(N, K)`` -> ``(N,)``."""
-    return check_function("Exercise 3 (effective sample size)", student_fn, _ess_ref, _ess_cases(),
+    return check_function(EXERCISE_NAMES["check_effective_sample_size"], student_fn, _ess_ref, _ess_cases(),
                           mistakes=_ESS_MISTAKES)
 
 
@@ -195,5 +203,5 @@ _GAUSS_MISTAKES = [
 
 def check_gaussian_mle_loglik(student_fn) -> CheckResult:
     """Exercise 4: ``gaussian_mle_loglik(x)``, ``(N,)`` -> a scalar tensor."""
-    return check_function("Exercise 4 (the best single Gaussian)", student_fn, _gauss_ref, _gauss_cases(),
+    return check_function(EXERCISE_NAMES["check_gaussian_mle_loglik"], student_fn, _gauss_ref, _gauss_cases(),
                           mistakes=_GAUSS_MISTAKES)

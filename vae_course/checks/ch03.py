@@ -20,6 +20,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_kl_normal_std", "check_elbo_mc", "check_log_marginal"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_kl_normal_std": "Exercise 1 (closed-form KL to N(0, I))",
+    "check_elbo_mc": "Exercise 2 (Monte-Carlo ELBO of the linear-Gaussian model)",
+    "check_log_marginal": "Exercise 3 (exact log p(x) of the linear-Gaussian model)",
+}
+
 
 def _t(*v) -> torch.Tensor:
     return torch.tensor(v, dtype=torch.float64)
@@ -64,7 +71,7 @@ _KL_MISTAKES = [
 
 def check_kl_normal_std(student_fn) -> CheckResult:
     """Exercise 1: ``kl_normal_std(mu, logvar)``, both ``(..., m)`` -> ``(...)``."""
-    return check_function("Exercise 1 (closed-form KL to N(0, I))", student_fn, _kl_ref, _kl_cases(), mistakes=_KL_MISTAKES)
+    return check_function(EXERCISE_NAMES["check_kl_normal_std"], student_fn, _kl_ref, _kl_cases(), mistakes=_KL_MISTAKES)
 
 
 # ---------------------------------------------------------------- exercise 2: Monte-Carlo ELBO
@@ -135,7 +142,7 @@ def _elbo_gradients_flow(student_fn) -> str | None:
 
 def check_elbo_mc(student_fn) -> CheckResult:
     """Exercise 2: ``elbo_mc(x, W, b, sigma, mu_q, logvar_q, eps)`` -> ``(N,)``."""
-    return check_function("Exercise 2 (Monte-Carlo ELBO of the linear-Gaussian model)", student_fn, _elbo_ref,
+    return check_function(EXERCISE_NAMES["check_elbo_mc"], student_fn, _elbo_ref,
                           _elbo_cases(), mistakes=_ELBO_MISTAKES, extra=_elbo_gradients_flow)
 
 
@@ -173,5 +180,5 @@ _MARGINAL_MISTAKES = [
 
 def check_log_marginal(student_fn) -> CheckResult:
     """Exercise 3: ``log_marginal(x, W, b, sigma)`` -> ``(N,)``."""
-    return check_function("Exercise 3 (exact log p(x) of the linear-Gaussian model)", student_fn, _marginal_ref,
+    return check_function(EXERCISE_NAMES["check_log_marginal"], student_fn, _marginal_ref,
                           _marginal_cases(), mistakes=_MARGINAL_MISTAKES)

@@ -23,6 +23,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_reparameterize", "check_score_gradient_mu", "check_straight_through"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_reparameterize": "Exercise 1 (the reparameterised sample)",
+    "check_score_gradient_mu": "Exercise 2 (score-function gradient for mu)",
+    "check_straight_through": "Exercise 3 (straight-through estimator)",
+}
+
 
 def _t(*rows) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
@@ -83,7 +90,7 @@ def _reparam_gradients(student_fn) -> str | None:
 
 def check_reparameterize(student_fn) -> CheckResult:
     """Exercise 1: ``reparameterize(mu, logvar, eps)`` -> ``mu + exp(0.5 * logvar) * eps`` (broadcast)."""
-    return check_function("Exercise 1 (the reparameterised sample)", student_fn, _reparam_ref, _reparam_cases(),
+    return check_function(EXERCISE_NAMES["check_reparameterize"], student_fn, _reparam_ref, _reparam_cases(),
                           mistakes=_REPARAM_MISTAKES, extra=_reparam_gradients)
 
 
@@ -137,7 +144,7 @@ _SCORE_MISTAKES = [
 
 def check_score_gradient_mu(student_fn) -> CheckResult:
     """Exercise 2: ``score_gradient_mu(f, z, mu, logvar)``; f ``(n,)``, z ``(n, d)``, mu/logvar ``(d,)`` -> ``(d,)``."""
-    return check_function("Exercise 2 (score-function gradient for mu)", student_fn, _score_ref, _score_cases(),
+    return check_function(EXERCISE_NAMES["check_score_gradient_mu"], student_fn, _score_ref, _score_cases(),
                           mistakes=_SCORE_MISTAKES)
 
 
@@ -194,5 +201,5 @@ def _st_gradients(student_fn) -> str | None:
 
 def check_straight_through(student_fn) -> CheckResult:
     """Exercise 3: ``straight_through(hard, soft)`` -> the value of hard with the gradient of soft."""
-    return check_function("Exercise 3 (straight-through estimator)", student_fn, _st_ref, _st_cases(),
+    return check_function(EXERCISE_NAMES["check_straight_through"], student_fn, _st_ref, _st_cases(),
                           mistakes=_ST_MISTAKES, extra=_st_gradients)

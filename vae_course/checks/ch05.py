@@ -25,6 +25,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_reparameterize", "check_negative_elbo", "check_iwae_bound"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_reparameterize": "Exercise 1 (the reparameterised sample)",
+    "check_negative_elbo": "Exercise 2 (negative ELBO, Bernoulli pixels)",
+    "check_iwae_bound": "Exercise 3 (IWAE bound from log-weights)",
+}
+
 
 def _t(*rows) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
@@ -82,7 +89,7 @@ def _reparam_grad(student_fn) -> str | None:
 
 def check_reparameterize(student_fn) -> CheckResult:
     """Exercise 1: ``reparameterize(mu, logvar, eps)`` -> ``mu + exp(0.5 * logvar) * eps``, gradients to mu and logvar."""
-    return check_function("Exercise 1 (the reparameterised sample)", student_fn, _reparam_ref, _reparam_cases(),
+    return check_function(EXERCISE_NAMES["check_reparameterize"], student_fn, _reparam_ref, _reparam_cases(),
                           mistakes=_REPARAM_MISTAKES, extra=_reparam_grad)
 
 
@@ -141,7 +148,7 @@ _ELBO_MISTAKES = [
 
 def check_negative_elbo(student_fn) -> CheckResult:
     """Exercise 2: ``negative_elbo(x, x_logits, mu, logvar)`` with x, x_logits ``(B, D)``, mu, logvar ``(B, m)`` -> ``(B,)``."""
-    return check_function("Exercise 2 (negative ELBO, Bernoulli pixels)", student_fn, _elbo_ref, _elbo_cases(),
+    return check_function(EXERCISE_NAMES["check_negative_elbo"], student_fn, _elbo_ref, _elbo_cases(),
                           mistakes=_ELBO_MISTAKES)
 
 
@@ -174,5 +181,5 @@ _IWAE_MISTAKES = [
 
 def check_iwae_bound(student_fn) -> CheckResult:
     """Exercise 3: ``iwae_bound(log_w)``, ``log_w`` ``(k, B)`` -> ``(B,)``, stable for any scale of the log-weights."""
-    return check_function("Exercise 3 (IWAE bound from log-weights)", student_fn, iwae_bound, _iwae_cases(),
+    return check_function(EXERCISE_NAMES["check_iwae_bound"], student_fn, iwae_bound, _iwae_cases(),
                           mistakes=_IWAE_MISTAKES)

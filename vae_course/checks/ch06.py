@@ -24,6 +24,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_negative_beta_elbo", "check_mutual_information", "check_mig"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_negative_beta_elbo": "Exercise 1 (the negative beta-ELBO)",
+    "check_mutual_information": "Exercise 2 (mutual information of discrete variables)",
+    "check_mig": "Exercise 3 (the Mutual Information Gap)",
+}
+
 
 def _t(*rows) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
@@ -75,7 +82,7 @@ _ELBO_MISTAKES = [
 
 def check_negative_beta_elbo(student_fn) -> CheckResult:
     """Exercise 1: ``negative_beta_elbo(x, x_logits, mu, logvar, beta)``, x and x_logits ``(B, D)``, mu and logvar ``(B, m)`` -> ``(B,)``."""
-    return check_function("Exercise 1 (the negative beta-ELBO)", student_fn, negative_beta_elbo, _elbo_cases(),
+    return check_function(EXERCISE_NAMES["check_negative_beta_elbo"], student_fn, negative_beta_elbo, _elbo_cases(),
                           mistakes=_ELBO_MISTAKES)
 
 
@@ -128,7 +135,7 @@ _MI_MISTAKES = [
 
 def check_mutual_information(student_fn) -> CheckResult:
     """Exercise 2: ``mutual_information(a, b)``, two int64 vectors ``(N,)`` -> a 0-dim tensor in nats."""
-    return check_function("Exercise 2 (mutual information of discrete variables)", student_fn, _mi_ref, _mi_cases(),
+    return check_function(EXERCISE_NAMES["check_mutual_information"], student_fn, _mi_ref, _mi_cases(),
                           mistakes=_MI_MISTAKES, rtol=1e-5, atol=1e-7)
 
 
@@ -182,5 +189,5 @@ _MIG_MISTAKES = [
 
 def check_mig(student_fn) -> CheckResult:
     """Exercise 3: ``mig(codes_discrete, factors)``, int64 ``(N, m)`` and ``(N, K)`` -> a 0-dim tensor in [0, 1]."""
-    return check_function("Exercise 3 (the Mutual Information Gap)", student_fn, mig_from_discrete, _mig_cases(),
+    return check_function(EXERCISE_NAMES["check_mig"], student_fn, mig_from_discrete, _mig_cases(),
                           mistakes=_MIG_MISTAKES, rtol=1e-5, atol=1e-7)

@@ -22,6 +22,13 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_unit_activity", "check_free_bits_kl", "check_warmup_beta"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_unit_activity": "Exercise 1 (active units)",
+    "check_free_bits_kl": "Exercise 2 (free bits)",
+    "check_warmup_beta": "Exercise 3 (KL warm-up)",
+}
+
 
 def _gen(seed: int):
     g = torch.Generator().manual_seed(seed)
@@ -65,7 +72,7 @@ def _activity_ref(mu: Tensor) -> Tensor:
 
 def check_unit_activity(student_fn) -> CheckResult:
     """Exercise 1: ``unit_activity(mu)`` with ``mu`` ``(N, m)`` -> ``(m,)``: the variance over the N images."""
-    return check_function("Exercise 1 (active units)", student_fn, _activity_ref, _activity_cases(),
+    return check_function(EXERCISE_NAMES["check_unit_activity"], student_fn, _activity_ref, _activity_cases(),
                           mistakes=_ACTIVITY_MISTAKES)
 
 
@@ -116,7 +123,7 @@ def _free_bits_grad(student_fn) -> str | None:
 
 def check_free_bits_kl(student_fn) -> CheckResult:
     """Exercise 2: ``free_bits_kl(kl_per_dim, lam)`` with ``kl_per_dim`` ``(B, m)`` -> a scalar tensor."""
-    return check_function("Exercise 2 (free bits)", student_fn, lambda kl, lam: C.free_bits_kl(kl, lam),
+    return check_function(EXERCISE_NAMES["check_free_bits_kl"], student_fn, lambda kl, lam: C.free_bits_kl(kl, lam),
                           _free_bits_cases(), mistakes=_FREE_BITS_MISTAKES, extra=_free_bits_grad)
 
 
@@ -154,5 +161,5 @@ def _warmup_ref(step, n_steps, kind):
 
 def check_warmup_beta(student_fn) -> CheckResult:
     """Exercise 3: ``warmup_beta(step, n_steps, kind)`` -> the KL weight in [0, 1] (a float)."""
-    return check_function("Exercise 3 (KL warm-up)", student_fn, _warmup_ref, _warmup_cases(),
+    return check_function(EXERCISE_NAMES["check_warmup_beta"], student_fn, _warmup_ref, _warmup_cases(),
                           mistakes=_WARMUP_MISTAKES, rtol=1e-6, atol=1e-8)

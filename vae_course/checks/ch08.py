@@ -24,6 +24,14 @@ from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_quantize", "check_vq_losses", "check_causal_mask", "check_perplexity"]
 
+# The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
+EXERCISE_NAMES = {
+    "check_quantize": "Exercise 1 (nearest-codeword quantiser)",
+    "check_vq_losses": "Exercise 2 (codebook and commitment terms)",
+    "check_causal_mask": "Exercise 3 (causal mask)",
+    "check_perplexity": "Exercise 4 (codebook perplexity)",
+}
+
 
 def _g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -90,7 +98,7 @@ def _quantize_gradients(student_fn) -> str | None:
 
 def check_quantize(student_fn) -> CheckResult:
     """Exercise 1: ``quantize(z, codebook)``: ``(N, D)``, ``(K, D)`` -> nearest codewords ``(N, D)``, straight-through."""
-    return check_function("Exercise 1 (nearest-codeword quantiser)", student_fn, _quantize_ref, _quantize_cases(),
+    return check_function(EXERCISE_NAMES["check_quantize"], student_fn, _quantize_ref, _quantize_cases(),
                           mistakes=_QUANTIZE_MISTAKES, extra=_quantize_gradients)
 
 
@@ -157,7 +165,7 @@ def _loss_gradients(student_fn) -> str | None:
 
 def check_vq_losses(student_fn) -> CheckResult:
     """Exercise 2: ``vq_losses(z_e, z_q, beta)`` -> ``torch.stack([codebook, commitment])``."""
-    return check_function("Exercise 2 (codebook and commitment terms)", student_fn, _loss_ref, _loss_cases(),
+    return check_function(EXERCISE_NAMES["check_vq_losses"], student_fn, _loss_ref, _loss_cases(),
                           mistakes=_LOSS_MISTAKES, extra=_loss_gradients)
 
 
@@ -208,7 +216,7 @@ _MASK_MISTAKES = [
 
 def check_causal_mask(student_fn) -> CheckResult:
     """Exercise 3: ``causal_mask(kernel_size, mask_type)`` -> a float ``(k, k)`` mask of 0s and 1s."""
-    return check_function("Exercise 3 (causal mask)", student_fn, _mask_ref, _mask_cases(), mistakes=_MASK_MISTAKES)
+    return check_function(EXERCISE_NAMES["check_causal_mask"], student_fn, _mask_ref, _mask_cases(), mistakes=_MASK_MISTAKES)
 
 
 # ---------------------------------------------------------------- exercise 4: perplexity
@@ -254,6 +262,6 @@ _PERPLEXITY_MISTAKES = [
 
 def check_perplexity(student_fn) -> CheckResult:
     """Exercise 4: ``perplexity(indices, n_codes)`` -> a scalar tensor in [1, K]."""
-    return check_function("Exercise 4 (codebook perplexity)", student_fn, _perplexity_ref, _perplexity_cases(),
+    return check_function(EXERCISE_NAMES["check_perplexity"], student_fn, _perplexity_ref, _perplexity_cases(),
                           mistakes=_PERPLEXITY_MISTAKES, rtol=1e-4, atol=1e-5)
 
