@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from vae_course import grade
-from vae_course.checks import FAIL, NOT_IMPLEMENTED, PASS
+from vae_course.checks import FAIL, NOT_IMPLEMENTED, PASS, exercises_for
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "exercises"
@@ -47,6 +47,11 @@ def _rows(csv_path: Path) -> dict[str, dict[str, dict]]:
 
 def test_reference_lists_the_exercises_in_order():
     assert len(EXERCISES) == 3 and "entropy" in ENTROPY.lower()
+
+
+def test_expected_exercises_come_from_the_registry_without_reading_the_notebook(tmp_path):
+    assert grade.expected_exercises(tmp_path / TOPIC) == [e.name for e in exercises_for(TOPIC)] == EXERCISES
+    assert grade.expected_exercises(tmp_path / "09_extra.ipynb") == []
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -133,6 +138,19 @@ def test_a_file_that_matches_no_exercise_is_graded_by_what_it_displays(tmp_path)
     sub = grade.grade_notebook(tmp_path / "notes.ipynb", timeout=60)
     assert sub.rows == [] and sub.problem == ""
     assert "no matching exercise notebook" in grade.summary_table([sub])
+
+
+def test_a_reference_without_registered_exercises_grades_by_the_checks_displayed(tmp_path):
+    (tmp_path / "ref").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "ref" / "09_extra.ipynb")
+    (tmp_path / "subs").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import torch\nimport vae_course as vc\nvc.checks.ch00.check_entropy(lambda p: -torch.xlogy(p, p).sum(-1))")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "subs" / "alice_09_extra.ipynb")
+    (sub,) = grade.grade_folder(tmp_path / "subs", reference_dir=tmp_path / "ref", timeout=120)
+    assert (sub.notebook, sub.student, sub.problem) == ("09_extra.ipynb", "alice", "")
+    assert [(r.exercise, r.status) for r in sub.rows] == [(ENTROPY, PASS)]
 
 
 def test_cli_has_the_grade_subcommand(capsys):

@@ -16,10 +16,11 @@ Naming rule. A submission's file name must end with the name of the exercise not
 (``NN_topic.ipynb``), optionally after a student identifier and one separator (``_``, ``-``, ``.``
 or a space): ``alice_00_preliminaries.ipynb``, ``s1234567-01_probabilistic_generators.ipynb`` and
 ``00_preliminaries.ipynb`` all match ``00_preliminaries.ipynb``; the ``student`` column gets the
-part before the separator. The exercises of the matching reference notebook (in ``exercises/`` by
-default) are the list of rows every submission of that notebook gets, so an exercise that a
-submission never reached is still listed. A file that matches no reference notebook is graded by
-the checks it displays alone.
+part before the separator. The reference notebooks are the ones in ``exercises/`` (by default);
+the exercises that :mod:`vae_course.checks.registry` lists for the matching one are the rows every
+submission of that notebook gets, so an exercise that a submission never reached is still listed.
+A file that matches no reference notebook, or one without registered exercises, is graded by the
+checks it displays alone.
 
 Grading runs the students' code with your permissions and does not sandbox it: run it in a
 container or a throwaway account. It needs no network.
@@ -27,9 +28,7 @@ container or a throwaway account. It needs no network.
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
-import importlib
 import re
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from .checks import MIME_TYPE
+from .checks import MIME_TYPE, exercises_for
 
 __all__ = ["COLUMNS", "Row", "Submission", "match_reference", "expected_exercises", "grade_notebook", "grade_folder",
            "write_csv", "summary_table", "main", "add_arguments", "run"]
@@ -49,7 +48,6 @@ COLUMNS = ("file", "student", "notebook", "exercise", "status", "message")
 NOTEBOOK_ROW = "(notebook)"
 NOT_RUN = "not_run"
 SEPARATORS = "_-. "
-_CHECK_CALL = re.compile(r"^(vc\.checks\.\w+\.check_\w+)\((.*)\)\s*$")
 
 
 @dataclass
@@ -95,47 +93,13 @@ def match_reference(filename: str, references: list[str]) -> tuple[str, str] | N
     return None
 
 
-def _check_function(expr: str):
-    """``vc.checks.ch00.check_entropy`` -> the function, or None if it cannot be imported."""
-    _, _, module, fn = expr.split(".")
-    try:
-        return getattr(importlib.import_module(f"vae_course.checks.{module}"), fn)
-    except (ImportError, AttributeError):
-        return None
-
-
 def expected_exercises(reference: str | Path) -> list[str]:
-    """The exercise names a reference notebook's check cells report, in order.
+    """The display names of a reference notebook's exercises, in order, as their checks report them.
 
-    A check cell ends with a call ``vc.checks.chNN.check_<name>(...)``. Calling that check with
-    stubs that raise ``NotImplementedError`` returns its result at once (status
-    ``not_implemented``), which carries the exercise's name; no kernel is started. A check that
-    cannot be called this way is listed by its function name.
+    They come from :data:`vae_course.checks.EXERCISES` by the notebook's file name (the file is not
+    read); empty for a notebook without registered exercises.
     """
-    nb = nbformat.read(str(reference), as_version=4)
-    names: list[str] = []
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        lines = [ln for ln in cell.source.strip().splitlines() if ln.strip() and not ln.strip().startswith("#")]
-        m = _CHECK_CALL.match(lines[-1].strip()) if lines else None
-        if not m:
-            continue
-        try:
-            n_args = len(ast.parse(lines[-1].strip()).body[0].value.args)
-        except (SyntaxError, AttributeError, IndexError):
-            n_args = 1
-        check = _check_function(m.group(1))
-        name = m.group(1).rsplit(".", 1)[1]
-        if check is not None:
-            def stub(*args, **kwargs):
-                raise NotImplementedError
-            try:
-                name = check(*([stub] * n_args)).exercise
-            except Exception:
-                pass
-        names.append(name)
-    return names
+    return [e.name for e in exercises_for(reference)]
 
 
 def _outcomes(nb: nbformat.NotebookNode) -> dict[str, dict]:
@@ -248,15 +212,12 @@ def grade_folder(submissions: str | Path, *, reference_dir: str | Path | None = 
         raise FileNotFoundError(f"submissions_dir: {folder} holds no .ipynb files")
     ref_dir = Path(reference_dir) if reference_dir is not None else _default_reference_dir()
     references = sorted(p.name for p in ref_dir.glob("*.ipynb")) if ref_dir.is_dir() else []
-    expected_cache: dict[str, list[str]] = {}
     results = []
     for path in files:
         match = match_reference(path.name, references)
         notebook, student = (match[0], match[1]) if match else ("", "")
-        if notebook and notebook not in expected_cache:
-            expected_cache[notebook] = expected_exercises(ref_dir / notebook)
-        sub = grade_notebook(path, expected=expected_cache.get(notebook), notebook=notebook, student=student,
-                             timeout=timeout, kernel_name=kernel_name)
+        sub = grade_notebook(path, expected=expected_exercises(notebook) if notebook else None, notebook=notebook,
+                             student=student, timeout=timeout, kernel_name=kernel_name)
         results.append(sub)
         if progress is not None:
             progress(sub)
@@ -295,7 +256,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds each notebook may run in all before it is stopped (default: 300)")
     parser.add_argument("--reference", default=None,
-                        help="folder of the exercise notebooks that give each submission's list of exercises "
+                        help="folder of the exercise notebooks that submissions are matched against by name; "
+                             "the exercise registry gives each one's list of exercises "
                              "(default: ./exercises, else the course's exercises/)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel to run the notebooks in (default: python3)")
 
