@@ -96,7 +96,7 @@ def match_reference(filename: str, references: list[str]) -> tuple[str, str] | N
 def expected_exercises(reference: str | Path) -> list[str]:
     """The display names of a reference notebook's exercises, in order, as their checks report them.
 
-    They come from :data:`vae_course.checks.EXERCISES` by the notebook's file name (the file is not
+    They come from :data:`vae_course.checks.registry.EXERCISES` by the notebook's file name (the file is not
     read); empty for a notebook without registered exercises.
     """
     return [e.name for e in exercises_for(reference)]

@@ -33,7 +33,7 @@ __all__ = ["Exercise", "EXERCISES", "NOTEBOOKS", "exercises_for", "by_chapter"]
 class Exercise:
     """One exercise: the student writes ``function`` in ``notebook`` and ``check(function)`` grades it."""
 
-    chapter: int                              # the chapter number, 0-8; the notebook's name starts with it
+    chapter: int                              # the chapter number; the notebook's name starts with it, "05_"
     notebook: str                             # the notebook's file name, e.g. "05_vae.ipynb"
     number: int                               # 1-based position among the notebook's exercises
     function: str                             # the student function the check takes, e.g. "reparameterize"
@@ -115,6 +115,7 @@ EXERCISES: tuple[Exercise, ...] = (
               ("causal_mask", ch08.check_causal_mask),
               ("perplexity", ch08.check_perplexity)),
 )
+"""Every exercise of chapters 0-8, chapter by chapter and in notebook order."""
 
 NOTEBOOKS: tuple[str, ...] = tuple(dict.fromkeys(e.notebook for e in EXERCISES))
 """The file names of the notebooks that have exercises, in chapter order."""
