@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from vae_course import bench as B
-from vae_course import experiments
+from vae_course.experiments import bench as B
+from vae_course.experiments import train_vae
 from vae_course.cli import main
 from vae_course.checkpoint import load_checkpoint
 
@@ -54,13 +54,13 @@ def test_errors_are_reported_with_exit_code_2(tmp_path, capsys):
     assert main(["train", "--data", "mnist", "--out", str(tmp_path / "x")]) == 2  # no --idx-dir
     assert "--idx-dir" in capsys.readouterr().err
     with pytest.raises(ValueError, match="MNIST IDX"):
-        experiments.find_idx_files(tmp_path)
+        train_vae.find_idx_files(tmp_path)
 
 
 def test_idx_dir_finds_the_four_files(tmp_path):
-    for name in experiments.IDX_NAMES:
+    for name in train_vae.IDX_NAMES:
         (tmp_path / (name + ".gz")).write_bytes(b"")
-    assert [p.name for p in experiments.find_idx_files(tmp_path)] == [n + ".gz" for n in experiments.IDX_NAMES]
+    assert [p.name for p in train_vae.find_idx_files(tmp_path)] == [n + ".gz" for n in train_vae.IDX_NAMES]
 
 
 def test_bench_pieces_agree_with_the_package():

@@ -7,6 +7,8 @@ import torch
 
 import vae_course as vc
 from vae_course import collapse as C
+from vae_course import objectives as O
+from vae_course.experiments import free_bits_sweep as FB
 from vae_course import distributions as D
 from vae_course.models import AutoregressiveVAE
 
@@ -19,7 +21,7 @@ def _g(seed):
 def test_kl_per_dimension_sums_to_the_elbo_kl_and_matches_torch():
     g = _g(0)
     mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
-    per_dim = C.kl_per_dimension(mu, logvar)
+    per_dim = O.kl_per_dimension(mu, logvar)
     assert per_dim.shape == (5, 4) and bool((per_dim >= 0).all())
     assert torch.allclose(per_dim.sum(-1), D.kl_normal_std(mu, logvar), atol=1e-6)
     ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, torch.exp(0.5 * logvar)),
@@ -29,20 +31,20 @@ def test_kl_per_dimension_sums_to_the_elbo_kl_and_matches_torch():
 
 def test_free_bits_values_on_constructed_cases():
     kl = torch.tensor([[0.0, 2.0, 0.1], [0.2, 4.0, 0.1]])  # batch means per dimension: 0.1, 3.0, 0.1
-    assert math.isclose(float(C.free_bits_kl(kl, 0.0)), 3.2, rel_tol=1e-6)  # no floor: the mean KL
-    assert math.isclose(float(C.free_bits_kl(kl, 0.5)), 0.5 + 3.0 + 0.5, rel_tol=1e-6)
-    assert math.isclose(float(C.free_bits_kl(kl, 5.0)), 15.0, rel_tol=1e-6)  # every dimension below the floor
+    assert math.isclose(float(O.free_bits_kl(kl, 0.0)), 3.2, rel_tol=1e-6)  # no floor: the mean KL
+    assert math.isclose(float(O.free_bits_kl(kl, 0.5)), 0.5 + 3.0 + 0.5, rel_tol=1e-6)
+    assert math.isclose(float(O.free_bits_kl(kl, 5.0)), 15.0, rel_tol=1e-6)  # every dimension below the floor
     # the floor acts on the batch mean, not on each example: example 1 has 0.0 in dim 0, the mean is 0.1
     per_example = torch.clamp(kl, min=0.05).mean(0).sum()
-    assert not math.isclose(float(C.free_bits_kl(kl, 0.05)), float(per_example))
+    assert not math.isclose(float(O.free_bits_kl(kl, 0.05)), float(per_example))
     # per group: dims (0, 1) and (2, 3) of a 4-d latent
     kl4 = torch.tensor([[0.1, 0.1, 1.0, 2.0]])
-    assert math.isclose(float(C.free_bits_kl(kl4, 0.5, group_size=2)), 0.5 + 3.0, rel_tol=1e-6)
+    assert math.isclose(float(O.free_bits_kl(kl4, 0.5, group_size=2)), 0.5 + 3.0, rel_tol=1e-6)
 
 
 def test_free_bits_stops_the_gradient_below_the_floor_only():
     kl = torch.tensor([[0.05, 2.0], [0.15, 1.0]], requires_grad=True)
-    C.free_bits_kl(kl, 0.5).backward()
+    O.free_bits_kl(kl, 0.5).backward()
     assert torch.equal(kl.grad[:, 0], torch.zeros(2))  # dimension 0: mean 0.1 < 0.5, no gradient
     assert torch.allclose(kl.grad[:, 1], torch.full((2,), 0.5))  # dimension 1: d mean / d KL_b = 1 / B
 
@@ -52,31 +54,31 @@ def test_free_bits_stops_the_gradient_below_the_floor_only():
                                                ((torch.zeros(2, 3), 0.1), {"group_size": 2}, "group_size")])
 def test_free_bits_errors_name_the_argument(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        C.free_bits_kl(*args, **kwargs)
+        O.free_bits_kl(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- warm-up schedules
 def test_linear_and_sigmoid_warmup_values():
-    assert C.warmup_beta("linear", 0, 100) == 0.0
-    assert C.warmup_beta("linear", 25, 100) == 0.25
-    assert C.warmup_beta("linear", 250, 100) == 1.0  # stays at beta_max after the warm-up
-    assert C.warmup_beta("linear", 50, 100, beta_max=0.5) == 0.25
-    assert C.warmup_beta("sigmoid", 0, 100) == 0.0 and math.isclose(C.warmup_beta("sigmoid", 100, 100), 1.0)
-    assert math.isclose(C.warmup_beta("sigmoid", 50, 100), 0.5)  # symmetric about the middle
+    assert O.warmup_beta("linear", 0, 100) == 0.0
+    assert O.warmup_beta("linear", 25, 100) == 0.25
+    assert O.warmup_beta("linear", 250, 100) == 1.0  # stays at beta_max after the warm-up
+    assert O.warmup_beta("linear", 50, 100, beta_max=0.5) == 0.25
+    assert O.warmup_beta("sigmoid", 0, 100) == 0.0 and math.isclose(O.warmup_beta("sigmoid", 100, 100), 1.0)
+    assert math.isclose(O.warmup_beta("sigmoid", 50, 100), 0.5)  # symmetric about the middle
     s = lambda t: 1 / (1 + math.exp(-10 * (t - 0.5)))  # noqa: E731 (independent reference)
-    assert math.isclose(C.warmup_beta("sigmoid", 20, 100), (s(0.2) - s(0)) / (s(1) - s(0)), rel_tol=1e-9)
-    values = [C.warmup_beta("sigmoid", t, 100) for t in range(101)]
+    assert math.isclose(O.warmup_beta("sigmoid", 20, 100), (s(0.2) - s(0)) / (s(1) - s(0)), rel_tol=1e-9)
+    values = [O.warmup_beta("sigmoid", t, 100) for t in range(101)]
     assert all(b >= a for a, b in zip(values, values[1:]))
-    assert C.warmup_beta("sigmoid", 10, 100) < C.warmup_beta("linear", 10, 100)  # slow start
+    assert O.warmup_beta("sigmoid", 10, 100) < O.warmup_beta("linear", 10, 100)  # slow start
 
 
 def test_kl_warmup_is_a_fit_schedule_that_passes_fixed_kwargs():
-    schedule = C.kl_warmup("linear", 10, free_bits=0.2)
+    schedule = O.kl_warmup("linear", 10, free_bits=0.2)
     assert schedule(0, 5, 1000) == {"beta": 0.5, "free_bits": 0.2}
     with pytest.raises(ValueError, match="kind"):
-        C.kl_warmup("cosine", 10)
+        O.kl_warmup("cosine", 10)
     with pytest.raises(ValueError, match="n_steps"):
-        C.kl_warmup("linear", 0)
+        O.kl_warmup("linear", 0)
 
 
 def test_fit_calls_the_schedule_with_the_step(monkeypatch):
@@ -90,7 +92,7 @@ def test_fit_calls_the_schedule_with_the_step(monkeypatch):
 
     monkeypatch.setattr(model, "loss", spy)
     vc.train.fit(model, torch.bernoulli(torch.full((40, 1, 4, 4), 0.3)), epochs=2, batch_size=10, progress=False,
-                 loss_kwargs=C.kl_warmup("linear", 4), device="cpu")
+                 loss_kwargs=O.kl_warmup("linear", 4), device="cpu")
     assert seen == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]
 
 
@@ -205,13 +207,13 @@ def _train(data, loss_kwargs):
 def test_pixelcnn_decoder_collapses_without_a_remedy_and_not_with_free_bits(digits):
     x = digits.x_test
     collapsed, h0 = _train(digits, None)
-    mu, logvar = C.encode_all(collapsed, x)
+    mu, logvar = vc.evaluate.encode_all(collapsed, x)
     assert h0.test["kl"][-1] < 0.15  # nats, summed over 8 dimensions
     assert C.active_units(mu).count <= 1
     assert C.mutual_information(mu, logvar, generator=_g(0)) < 0.15
     assert abs(C.latent_swap_test(collapsed, x, generator=_g(1)).gap) < 0.3
     cured, h1 = _train(digits, {"free_bits": 0.25})
-    mu, logvar = C.encode_all(cured, x)
+    mu, logvar = vc.evaluate.encode_all(cured, x)
     assert h1.test["kl"][-1] > 1.0
     assert C.active_units(mu).count >= 6
     assert C.mutual_information(mu, logvar, generator=_g(0)) > 0.8
@@ -224,9 +226,9 @@ def test_sweep_command_reproduces_a_slice_of_the_stored_sweep(tmp_path):
     import argparse
 
     parser = argparse.ArgumentParser()
-    C.add_arguments(parser)
+    FB.add_arguments(parser)
     out = tmp_path / "sweep.json"
-    assert C.run(parser.parse_args(["--out", str(out), "--lams", "0.25", "--seeds", "0"])) == 0
+    assert FB.run(parser.parse_args(["--out", str(out), "--lams", "0.25", "--seeds", "0"])) == 0
     (row,) = C.load_sweep(out)["rows"]
     stored = next(r for r in C.load_sweep()["rows"] if r["lam"] == 0.25 and r["seed"] == 0)
     for key in ("bound", "elbo", "kl", "mi", "gap"):

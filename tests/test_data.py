@@ -105,12 +105,12 @@ def test_dynamic_keeps_grey_train_and_binary_test(mnist):
 def test_binarize_frequency_on_constant_image():
     x = torch.full((200, 1, 28, 28), 0.3)
     g = torch.Generator().manual_seed(0)
-    b = D.binarize(x, generator=g)
+    b = D.draw_binary(x, generator=g)
     assert b.shape == x.shape and b.dtype == x.dtype and set(b.unique().tolist()) <= {0.0, 1.0}
     # 156,800 pixels: std of the frequency = sqrt(0.21 / 156800) = 1.2e-3; tolerance 5 std
     assert abs(b.mean().item() - 0.3) < 6e-3
-    assert torch.equal(b, D.binarize(x, generator=torch.Generator().manual_seed(0)))
-    assert D.binarize(torch.zeros(5)).sum() == 0 and D.binarize(torch.ones(5)).sum() == 5
+    assert torch.equal(b, D.draw_binary(x, generator=torch.Generator().manual_seed(0)))
+    assert D.draw_binary(torch.zeros(5)).sum() == 0 and D.draw_binary(torch.ones(5)).sum() == 5
 
 
 @pytest.mark.parametrize("kwargs, err, match", [
@@ -133,7 +133,7 @@ def test_image_loader_errors(kwargs, err, match):
                                            (torch.tensor([0.5, 1.5]), ValueError, r"x.*\[0, 1\].*1.5")])
 def test_binarize_errors(x, err, match):
     with pytest.raises(err, match=match):
-        D.binarize(x)
+        D.draw_binary(x)
 
 
 def test_image_data_validates_shapes():

@@ -48,7 +48,7 @@ def test_errors_name_the_argument(digits):
     with pytest.raises(ValueError, match=r"y: got torch.int64 of shape \(3,\)"):
         D.fgsm(model, x, y[:3], 0.1)
     with pytest.raises(ValueError, match=r"kind: got 'gauss'"):
-        D.noise_images(3, kind="gauss")
+        vc.data.noise_images(3, kind="gauss")
     with pytest.raises(TypeError, match=r"data: got Tensor"):
         D.train_classifier(x)
     with pytest.raises(ValueError, match=r"epochs: got 0"):
@@ -68,8 +68,8 @@ def test_errors_name_the_argument(digits):
 
 def test_noise_images():
     g = torch.Generator().manual_seed(0)
-    u = D.noise_images(200, (1, 8, 8), generator=g)
-    b = D.noise_images(200, (1, 8, 8), kind="bernoulli", generator=g)
+    u = vc.data.noise_images(200, (1, 8, 8), generator=g)
+    b = vc.data.noise_images(200, (1, 8, 8), kind="bernoulli", generator=g)
     assert u.shape == b.shape == (200, 1, 8, 8)
     assert 0 <= u.min() and u.max() <= 1 and abs(u.mean().item() - 0.5) < 0.01  # 12800 U(0,1): std err 0.0026
     assert set(b.unique().tolist()) == {0.0, 1.0} and abs(b.mean().item() - 0.5) < 0.02
@@ -134,7 +134,7 @@ def test_training_is_reproducible(digits):
 
 
 def test_classifier_is_confident_on_noise(fit):
-    x = D.noise_images(300, (1, 8, 8), kind="bernoulli", generator=torch.Generator().manual_seed(5))
+    x = vc.data.noise_images(300, (1, 8, 8), kind="bernoulli", generator=torch.Generator().manual_seed(5))
     pred = D.predict(fit.model, x)
     # none of these is a digit, yet the average top probability is far above chance (0.1);
     # measured 0.80 (seeds 0-2: 0.80-0.83), so 0.5 leaves room for BLAS differences across machines
@@ -163,7 +163,7 @@ def test_fgsm_properties_and_effect(fit, digits):
 def test_pixel_density_flags_noise(digits):
     model = D.fit_pixel_bernoulli(digits.x_train)
     real = model.log_prob(digits.x_test)
-    noise = model.log_prob(D.noise_images(300, (1, 8, 8), generator=torch.Generator().manual_seed(7)))
+    noise = model.log_prob(vc.data.noise_images(300, (1, 8, 8), generator=torch.Generator().manual_seed(7)))
     # every noise image scores below every real test digit (AUC = 1)
     assert noise.max() < real.min()
     # and samples of the independent model are less likely under the digit-class mixture than real digits
@@ -189,7 +189,7 @@ def test_log_prob_of_grey_images_is_expected_log_likelihood_of_binarisations(dig
     model = D.fit_pixel_bernoulli(digits.x_train)
     x = digits.x_test[:4]
     g = torch.Generator().manual_seed(8)
-    b = vc.data.binarize(x.expand(4000, *x.shape), generator=g)  # (4000, 4, 1, 8, 8) random binarisations
+    b = vc.data.draw_binary(x.expand(4000, *x.shape), generator=g)  # (4000, 4, 1, 8, 8) random binarisations
     draws = model.log_prob(b.reshape(-1, 1, 8, 8)).reshape(4000, 4)
     se = draws.std(0) / math.sqrt(4000)
     assert ((draws.mean(0) - model.log_prob(x)).abs() < 4 * se).all()

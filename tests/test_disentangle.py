@@ -1,6 +1,6 @@
 """vae_course.disentangle (+ its plots and widget): the beta-ELBO and capacity loss against their formulas; the
 metrics against independent references and on synthetic codes whose answer is known; short training runs
-that must show what beta does; the sweep command reproducing the stored slice of book/data/beta_sweep.csv."""
+that must show what beta does; the sweep command reproducing the stored slice of vae_course/stored/beta_sweep.csv."""
 import argparse
 import math
 from pathlib import Path
@@ -14,10 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import vae_course as vc  # noqa: E402
 from vae_course import disentangle as Dg  # noqa: E402
+from vae_course import objectives as O  # noqa: E402
+from vae_course.experiments import beta_sweep as BS  # noqa: E402
 from vae_course import sprites as S  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEP_CSV = ROOT / "book" / "data" / "beta_sweep.csv"
+SWEEP_CSV = Dg.SWEEP_PATH
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +50,16 @@ def test_negative_beta_elbo_matches_the_vae_objective():
         t = model.elbo(x, beta=beta, generator=torch.Generator().manual_seed(1))
         q = model.encode(x)
         z = q.mu + torch.exp(0.5 * q.logvar) * torch.randn(q.mu.shape, generator=torch.Generator().manual_seed(1))
-        ours = Dg.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar, beta)
+        ours = O.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar, beta)
         assert torch.allclose(ours, -t.total, atol=1e-4)
         # only the KL is weighted: d(loss)/d(beta) is the KL, whatever the reconstruction
-        assert torch.allclose(Dg.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar,
+        assert torch.allclose(O.negative_beta_elbo(x.flatten(1), model.decode(z).logits.flatten(1), q.mu, q.logvar,
                                                     beta + 1) - ours, t.kl, atol=1e-4)
 
 
 def test_capacity_vae_loss_and_schedule():
     torch.manual_seed(0)
-    model = Dg.CapacityVAE(x_shape=(1, 8, 8), z_dim=3, hidden=16)
+    model = vc.models.VAE(x_shape=(1, 8, 8), z_dim=3, hidden=16)
     x = torch.rand(6, 1, 8, 8).bernoulli()
     torch.manual_seed(1)
     with torch.no_grad():
@@ -68,15 +70,15 @@ def test_capacity_vae_loss_and_schedule():
     with torch.no_grad():
         a = model.loss(x, beta=3.0)
     assert math.isclose(float(a.loss), float(-a.terms["recon"] + 3.0 * a.terms["kl"]), rel_tol=1e-5)
-    sched = Dg.capacity_schedule(10.0, gamma=100.0, anneal=0.5)
+    sched = O.capacity_schedule(10.0, gamma=100.0, anneal=0.5)
     assert sched(0, 0, 100) == {"beta": 100.0, "capacity": 0.0}
     assert sched(0, 25, 100)["capacity"] == pytest.approx(5.0) and sched(3, 99, 100)["capacity"] == 10.0
-    assert isinstance(vc.models.build_model("CapacityVAE", vc.models.config_to_dict(model.config)), Dg.CapacityVAE)
+    assert isinstance(vc.models.build_model("VAE", vc.models.config_to_dict(model.config)), vc.models.VAE)
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: Dg.capacity_schedule(-1.0), "c_max"),
-    (lambda: Dg.capacity_schedule(5.0, anneal=0.0), "anneal"),
+    (lambda: O.capacity_schedule(-1.0), "c_max"),
+    (lambda: O.capacity_schedule(5.0, anneal=0.0), "anneal"),
     (lambda: Dg.mig(torch.zeros(4, 2, dtype=torch.int64), torch.zeros(4, 1, dtype=torch.int64)), "codes"),
     (lambda: Dg.mig(torch.zeros(4, 2), torch.zeros(4, 1)), "factors"),
     (lambda: Dg.mig(torch.zeros(4, 2), torch.zeros(3, 1, dtype=torch.int64)), "factors"),
@@ -85,7 +87,7 @@ def test_capacity_vae_loss_and_schedule():
     (lambda: Dg.dci(torch.zeros(10, 1), torch.zeros(10, 1, dtype=torch.int64)), "codes"),
     (lambda: Dg.dci(torch.zeros(10, 2), torch.zeros(10, 1, dtype=torch.int64), n_train=10), "n_train"),
     (lambda: Dg.mig_from_discrete(torch.zeros(4, 1, dtype=torch.int64), torch.zeros(4, 1, dtype=torch.int64)), "codes"),
-    (lambda: Dg.train_beta_vae(torch.rand(8, 1, 8, 8), beta=-1.0, epochs=1), "beta"),
+    (lambda: BS.train_beta_vae(torch.rand(8, 1, 8, 8), beta=-1.0, epochs=1), "beta"),
 ])
 def test_bad_arguments_are_named(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -156,15 +158,15 @@ def test_beta_trades_rate_for_distortion_and_capacity_holds_the_rate():
     small = {"x": 4, "y": 4, "rotation": 3}  # 720 sprites: enough to see what beta does in a few seconds
     data = S.sprites(test_size=100, levels=small)
     images, factors = S.sprites_grid(levels=small)
-    low = Dg.train_beta_vae(data, beta=1.0, epochs=6, seed=0, hidden=64)
-    high = Dg.train_beta_vae(data, beta=16.0, epochs=6, seed=0, hidden=64)
+    low = BS.train_beta_vae(data, beta=1.0, epochs=6, seed=0, hidden=64)
+    high = BS.train_beta_vae(data, beta=16.0, epochs=6, seed=0, hidden=64)
     s_low, s_high = (Dg.score_model(r.model, images, factors, dci_trees=3) for r in (low, high))
     assert s_high["rate"] < 0.5 * s_low["rate"] and s_high["distortion"] > s_low["distortion"]
     assert s_high["active"] < s_low["active"]
     kl = Dg.kl_per_latent(high.model, images)
     assert kl.shape == (8,) and math.isclose(float(kl.sum()), s_high["rate"], rel_tol=1e-4)
-    cap = Dg.train_beta_vae(data, beta=100.0, capacity=4.0, epochs=6, seed=0, hidden=64)
-    assert isinstance(cap.model, Dg.CapacityVAE)
+    cap = BS.train_beta_vae(data, beta=100.0, capacity=4.0, epochs=6, seed=0, hidden=64)
+    assert isinstance(cap.model, vc.models.VAE)
     assert abs(cap.history.train["kl"][-1] - 4.0) < 1.5  # the last epoch's C is close to 4 nats
 
 
@@ -174,8 +176,8 @@ def test_sweep_csv_round_trip(tmp_path):
              "lr": 1e-3, "rate": 1.0, "distortion": 2.0, "elbo": -3.0, "mig": 0.1, "dci_d": 0.2, "dci_c": 0.3,
              "dci_i": 0.4, "active": 2, "seconds": 1.5} for c, b in (("a", 1.0), ("b", 2.0))]
     path = tmp_path / "s.csv"
-    Dg.write_sweep(rows, path)
-    Dg.write_sweep([{**rows[0], "mig": 0.9}], path)  # replaces config "a", keeps "b"
+    BS.write_sweep(rows, path)
+    BS.write_sweep([{**rows[0], "mig": 0.9}], path)  # replaces config "a", keeps "b"
     back = Dg.read_sweep(path)
     assert [r["config"] for r in back] == ["b", "a"] and back[1]["mig"] == 0.9 and back[0]["active"] == 2
     assert Dg.read_sweep(path, config="b")[0]["beta"] == 2.0
@@ -192,17 +194,17 @@ def test_command_reproduces_the_stored_tiny_slice(tmp_path):
     """`vae-course sweep-beta --config tiny ...` rerun now must give the stored rows: rate and distortion within
     1 % (float summation order may differ between machines and thread counts), the metrics within 0.03."""
     stored = Dg.read_sweep(SWEEP_CSV, config="tiny")
-    assert stored, "book/data/beta_sweep.csv has no rows with config 'tiny'"
+    assert stored, "vae_course/stored/beta_sweep.csv has no rows with config 'tiny'"
     s = stored[0]
     parser = argparse.ArgumentParser()
-    Dg.add_arguments(parser)
+    BS.add_arguments(parser)
     out = tmp_path / "tiny.csv"
     args = parser.parse_args(["--config", "tiny", "--betas", *sorted({str(r["beta"]) for r in stored}),
                               "--seeds", *sorted({str(r["seed"]) for r in stored}), "--epochs", str(s["epochs"]),
                               "--z-dim", str(s["z_dim"]), "--hidden", str(s["hidden"]), "--batch-size",
                               str(s["batch_size"]), "--lr", str(s["lr"]), "--arch", s["arch"], "--device", "cpu",
                               "--out", str(out)])
-    assert Dg.run(args) == 0
+    assert BS.run(args) == 0
     new = {(r["beta"], r["seed"]): r for r in Dg.read_sweep(out)}
     assert len(new) == len(stored)
     for r in stored:
@@ -230,7 +232,7 @@ def test_plots_and_widget_draw(grid):
     with pytest.raises(ValueError, match="z"):
         vc.plotting.latent_traversal(model, z=torch.zeros(3))
     vc.plotting.kl_bars(kl)
-    res = Dg.mig(vc.collapse.encode_all(model, images[::10])[0], factors[::10])
+    res = Dg.mig(vc.evaluate.encode_all(model, images[::10])[0], factors[::10])
     vc.plotting.mi_heatmap(res.mi, res.entropy, factor_names=S.FACTORS, kl=kl)
     vc.plotting.factor_traversals()
     rows = [{"beta": b, "seed": s, "rate": 10 / b + s, "distortion": 50 + b, "mig": 0.1 * s, "dci_d": 0.2}

@@ -246,7 +246,7 @@ def test_categorical_score_function_unbiased_straight_through_biased(F):
 
 def test_gumbel_max_draws_the_right_categories():
     logits = torch.tensor([1.0, 0.0, -1.0])
-    g = E._gumbel((40_000, 3), torch.Generator().manual_seed(0), torch.float32)
+    g = E.categorical._gumbel((40_000, 3), torch.Generator().manual_seed(0), torch.float32)
     freq = torch.bincount((logits + g).argmax(-1), minlength=3).float() / 40_000
     p = torch.softmax(logits, -1)
     assert ((freq - p).abs() < Z_TOL * torch.sqrt(p * (1 - p) / 40_000)).all()
@@ -319,7 +319,7 @@ def test_figures_and_widget_build():
     res = E.compare_categorical_estimators(E.LinearProblem(torch.tensor([1.0, 2.0, 3.0])), logits, 4, 20)
     plotting.categorical_gradient_bars(res, E.categorical_exact(E.LinearProblem(torch.tensor([1.0, 2.0, 3.0])), logits).gradient)
     plotting.standardized_bias_plot({k: E.standardized_bias(v, E.categorical_exact(E.LinearProblem(torch.tensor([1.0, 2.0, 3.0])), logits).gradient) for k, v in res.items()})
-    table = E.summary_table(res, E.categorical_exact(E.LinearProblem(torch.tensor([1.0, 2.0, 3.0])), logits).gradient)
+    table = E.estimator_table(res, E.categorical_exact(E.LinearProblem(torch.tensor([1.0, 2.0, 3.0])), logits).gradient)
     assert list(table.index) == list(E.CATEGORICAL_METHODS)
     w = widgets.estimator_widget(repeats=20)
     assert len(w.children) >= 5

@@ -21,10 +21,10 @@ def _linear_vae(seed=0, d=6, m=2, sigma=0.5):
 
 def test_log_mean_exp_is_stable_and_matches_the_naive_formula():
     a = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(E.log_mean_exp(a), a.exp().mean(0).log(), atol=1e-6)
+    assert torch.allclose(vc.distributions.log_mean_exp(a), a.exp().mean(0).log(), atol=1e-6)
     big = a - 1000.0  # exp underflows to 0 in the naive formula; the stable one just shifts by -1000
-    assert torch.allclose(E.log_mean_exp(big), E.log_mean_exp(a) - 1000.0, atol=1e-3)
-    assert torch.isfinite(E.log_mean_exp(big)).all()
+    assert torch.allclose(vc.distributions.log_mean_exp(big), vc.distributions.log_mean_exp(a) - 1000.0, atol=1e-3)
+    assert torch.isfinite(vc.distributions.log_mean_exp(big)).all()
     assert torch.allclose(E.iwae_bound(torch.full((7, 2), -3.0)), torch.full((2,), -3.0))  # equal weights
 
 
@@ -87,7 +87,7 @@ def test_image_transforms_and_auroc():
     assert torch.equal(E.shift_images(E.shift_images(x, 2, 1), -2, -1), x)  # the interior survives a round trip
     assert E.shift_images(x, 5, 0).sum() == 0
     assert torch.equal(E.invert_images(x), 1 - x)
-    noise = E.noise_images(2000, (1, 4, 4), p=0.2, generator=torch.Generator().manual_seed(0))
+    noise = vc.data.noise_images(2000, (1, 4, 4), kind="bernoulli", p=0.2, generator=torch.Generator().manual_seed(0))
     assert noise.shape == (2000, 1, 4, 4) and abs(float(noise.mean()) - 0.2) < 0.01  # std of mean ~0.0025
     a, b = torch.tensor([3.0, 4.0, 5.0]), torch.tensor([0.0, 1.0])
     assert E.auroc(a, b) == 1.0 and E.auroc(b, a) == 0.0 and E.auroc(a, a) == 0.5
@@ -103,6 +103,6 @@ def test_trained_vae_scores_digits_above_noise_and_inverted_digits():
     x = data.x_test[:100]
     score = lambda imgs: E.log_likelihood(model, imgs, k=20).log_px  # noqa: E731
     s_in = score(x)
-    s_noise = score(E.noise_images(100, (1, 8, 8), p=float(x.mean()), generator=torch.Generator().manual_seed(1)))
+    s_noise = score(vc.data.noise_images(100, (1, 8, 8), kind="bernoulli", p=float(x.mean()), generator=torch.Generator().manual_seed(1)))
     s_inv = score(E.invert_images(x))
     assert E.auroc(s_in, s_noise) > 0.95 and E.auroc(s_in, s_inv) > 0.95

@@ -21,9 +21,9 @@ def make(cov, z_dim=3, x_dim=4, seed=0, **kw):
 
 # ---------------------------------------------------------------- tier 1: shapes and errors
 def test_mlp_shapes_and_linear_case():
-    net = G.MLP(3, 5, hidden=(7, 8), activation="relu")
+    net = vc.nets.MLP(3, 5, hidden=(7, 8), activation="relu")
     assert net(torch.randn(2, 6, 3)).shape == (2, 6, 5)
-    lin = G.MLP(3, 5, hidden=())
+    lin = vc.nets.MLP(3, 5, hidden=())
     assert [type(m) for m in lin.layers] == [torch.nn.Linear]
     assert sum(isinstance(m, torch.nn.ReLU) for m in net.layers) == 2  # none after the output layer
 
@@ -37,12 +37,12 @@ def test_mlp_shapes_and_linear_case():
 ])
 def test_mlp_errors(kwargs, err, match):
     with pytest.raises(err, match=match):
-        G.MLP(**kwargs)
+        vc.nets.MLP(**kwargs)
 
 
 def test_mlp_wrong_input_size():
     with pytest.raises(ValueError, match="x: got last dimension 4"):
-        G.MLP(3, 2)(torch.randn(5, 4))
+        vc.nets.MLP(3, 2)(torch.randn(5, 4))
 
 
 @pytest.mark.parametrize("cov", COVS)

@@ -27,9 +27,9 @@ def test_shapes(gen):
     assert M.ThresholdGenerator(0.4).sample(11, generator=gen).shape == (11,)
     grid = M.latent_grid(6, 2, rule="gauss_hermite")
     assert grid.z.shape == (36, 2) and grid.log_w.shape == (36,)
-    est = M.naive_marginal_estimate(M.linear_gaussian(3), torch.randn(4, 3, dtype=torch.float64), 50, generator=gen)
+    est = M.naive_marginal_estimate(vc.linear_gaussian.LinearGaussianModel.orthonormal(3), torch.randn(4, 3, dtype=torch.float64), 50, generator=gen)
     assert est.log_p.shape == est.ess.shape == est.max_weight.shape == (4,)
-    assert M.naive_marginal_repeats(M.linear_gaussian(2), torch.zeros(3, 2), 5, 7, generator=gen).shape == (3, 7)
+    assert M.naive_marginal_repeats(vc.linear_gaussian.LinearGaussianModel.orthonormal(2), torch.zeros(3, 2), 5, 7, generator=gen).shape == (3, 7)
     assert M.effective_sample_size(torch.zeros(2, 3, 9)).shape == (2, 3)
     fit = M.fit_single_gaussian(torch.randn(20, 3, generator=gen))
     assert fit.mean.shape == (3,) and fit.cov.shape == (3, 3) and fit.log_prob(torch.zeros(4, 3)).shape == (4,)
@@ -55,8 +55,8 @@ def test_shapes(gen):
     (lambda: M.log_marginal_quadrature(_gen(), torch.zeros(2, 3, 1)), r"x: got shape \(2, 3, 1\)"),
     (lambda: M.log_likelihood_matrix(_gen(), torch.zeros(4, 2), torch.zeros(3, 1)), "x: got points of dimension 2"),
     (lambda: M.fit_single_gaussian(torch.zeros(1, 2)), "at least 2"),
-    (lambda: M.linear_gaussian(3, 2), "x_dim: got 2"),
-    (lambda: M.naive_marginal_estimate(M.linear_gaussian(2), torch.zeros(3, 2), 0), "n_samples: got 0"),
+    (lambda: vc.linear_gaussian.LinearGaussianModel.orthonormal(3, 2), "x_dim: got 2"),
+    (lambda: M.naive_marginal_estimate(vc.linear_gaussian.LinearGaussianModel.orthonormal(2), torch.zeros(3, 2), 0), "n_samples: got 0"),
     (lambda: M.quantile_generator_1d(torch.exp, torch.zeros(3), lo=1.0, hi=0.0), "lo, hi"),
     (lambda: M.FunctionNet(3), "fn: got int"),
 ])
@@ -166,15 +166,15 @@ def test_quadrature_matches_brute_force_monte_carlo():
     assert ((quad - mc2).abs().double() < 5 * se + 1e-4).all()
 
 
-def test_log_weighted_mean_exp_is_stable_and_correct():
+def test_log_mean_exp_is_stable_and_correct_with_and_without_weights():
     a = torch.tensor([[-1000.0, -1001.0], [0.5, 1.5]], dtype=torch.float64)
-    out = M.log_weighted_mean_exp(a)
+    out = vc.distributions.log_mean_exp(a, dim=-1)
     assert torch.isfinite(out).all()
     assert torch.allclose(out[1], torch.log((torch.exp(a[1])).mean()))
     assert torch.allclose(out[0], -1000 + torch.log((1 + torch.exp(torch.tensor(-1.0, dtype=torch.float64))) / 2))
     log_w = torch.log(torch.tensor([0.25, 0.75], dtype=torch.float64))
     expected = torch.tensor(math.log(0.25 * math.exp(0.5) + 0.75 * math.exp(1.5)), dtype=torch.float64)
-    assert torch.allclose(M.log_weighted_mean_exp(a[1:], log_w), expected)
+    assert torch.allclose(vc.distributions.log_mean_exp(a[1:], dim=-1, log_weights=log_w), expected)
 
 
 def test_effective_sample_size():
@@ -190,7 +190,7 @@ def test_effective_sample_size():
 
 def test_naive_estimate_streaming_equals_one_shot():
     """Chunks of 7 latents (running log-sum-exps) give what the full (N, K) matrix gives for the same draws."""
-    model = M.linear_gaussian(3, sigma=0.6)
+    model = vc.linear_gaussian.LinearGaussianModel.orthonormal(3, sigma=0.6)
     x = model.sample(4, generator=torch.Generator().manual_seed(1))
     est = M.naive_marginal_estimate(model, x, 30, generator=torch.Generator().manual_seed(2), batch_size=7)
     g = torch.Generator().manual_seed(2)
@@ -204,7 +204,7 @@ def test_naive_estimate_streaming_equals_one_shot():
 def test_naive_estimator_is_unbiased_in_p_not_in_log_p():
     """m = 2, K = 10, 20 000 repeats: mean of P_hat / P within 4 standard errors of 1, while the mean of
     log P_hat - log P is clearly negative (Jensen)."""
-    model = M.linear_gaussian(2, sigma=0.5)
+    model = vc.linear_gaussian.LinearGaussianModel.orthonormal(2, sigma=0.5)
     x = model.sample(3, generator=torch.Generator().manual_seed(1))
     reps = M.naive_marginal_repeats(model, x, 10, 20_000, generator=torch.Generator().manual_seed(2))  # (3, R)
     gap = reps - model.log_marginal(x)[:, None]
@@ -215,7 +215,7 @@ def test_naive_estimator_is_unbiased_in_p_not_in_log_p():
 
 
 def test_naive_relative_variance_matches_monte_carlo():
-    model = M.linear_gaussian(2, sigma=0.5, seed=3)
+    model = vc.linear_gaussian.LinearGaussianModel.orthonormal(2, sigma=0.5, seed=3)
     x = model.sample(3, generator=torch.Generator().manual_seed(4))
     z = torch.randn(400_000, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     r = (M.log_likelihood_matrix(model, x, z) - model.log_marginal(x)[:, None]).exp()  # (3, K): P(x|z) / P(x)

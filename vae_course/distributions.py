@@ -11,11 +11,14 @@ Conventions (the book's notation):
 * Bernoulli pixels are given by ``logits`` :math:`\ell = \log\frac{p}{1-p}`.
 
 All results are in nats. Chapter 0 introduces the Bernoulli likelihood, chapter 1 the Gaussians,
-chapter 3 the KL terms of the ELBO.
+chapter 3 the KL terms of the ELBO, chapter 4 the reparameterised draw (:func:`reparameterize`), chapter 5
+the importance-weighted average in log space (:func:`log_mean_exp`). Each formula is written once, here,
+and every other module calls it.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,9 @@ from torch import Tensor
 from . import _validate as check
 
 __all__ = [
+    "DiagonalGaussian",
+    "reparameterize",
+    "log_mean_exp",
     "log_normal_std",
     "log_normal_diag",
     "log_normal_full",
@@ -35,6 +41,76 @@ __all__ = [
 ]
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+class DiagonalGaussian(NamedTuple):
+    r"""A diagonal Gaussian :math:`\mathcal N(\mu, \mathrm{diag}\,\sigma^2)`, e.g. an encoder's :math:`q(z\mid x)`:
+    ``mu`` and ``logvar`` :math:`=\log\sigma^2`, both ``(..., m)``."""
+
+    mu: Tensor
+    logvar: Tensor
+
+    @property
+    def std(self) -> Tensor:
+        r""":math:`\sigma = e^{\ell/2}` (not :math:`e^{\ell}`, which is the variance)."""
+        return torch.exp(0.5 * self.logvar)
+
+    def sample(self, n_samples: int | None = None, *, eps: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Reparameterised draws: ``(..., m)``, or ``(n_samples, ..., m)``; see :func:`reparameterize`."""
+        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        r""":math:`\log\mathcal N(z;\mu,\mathrm{diag}\,\sigma^2)`, ``z`` ``(..., B, m)`` -> ``(..., B)``."""
+        return log_normal_diag(z, self.mu, self.logvar, validate=False)
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, eps: Tensor | None = None,
+                   generator: torch.Generator | None = None) -> Tensor:
+    r"""A draw of :math:`\mathcal N(\mu, \mathrm{diag}\,\sigma^2)` that gradients flow through (chapter 4).
+
+    .. math:: z = \mu + \sigma\odot\varepsilon,\qquad \sigma = e^{\ell/2},\quad \varepsilon\sim\mathcal N(0, I)
+
+    Args:
+        mu, logvar: ``(..., m)``.
+        n_samples: None for one draw ``(..., m)``; an int S for ``(S, ..., m)``.
+        eps: the noise to use, a shape that broadcasts with ``mu`` (e.g. ``(S, ..., m)``); drawn with
+            ``generator`` if None (on ``generator``'s device, then moved to ``mu``'s).
+    Returns the broadcast shape of ``mu``, ``logvar`` and the noise.
+    """
+    if eps is None:
+        shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+        dev = generator.device if generator is not None else mu.device
+        eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
+    else:
+        want = (n_samples, *mu.shape) if n_samples is not None else None
+        try:
+            torch.broadcast_shapes(eps.shape, mu.shape, logvar.shape)
+            fits = want is None or tuple(eps.shape) == want
+        except RuntimeError:
+            fits = False
+        if not fits:
+            need = want if want is not None else f"a shape that broadcasts with {tuple(mu.shape)}, e.g. (S, *{tuple(mu.shape)})"
+            raise ValueError(f"eps: got shape {tuple(eps.shape)}; need {need}")
+    return mu + torch.exp(0.5 * logvar) * eps  # (..., m): the standard deviation is exp(logvar / 2)
+
+
+def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None) -> Tensor:
+    r"""The log of an average of exponentials, stable for any scale of ``a``, along ``dim``.
+
+    .. math:: \log\frac1n\sum_i e^{a_i} = \operatorname{logsumexp}_i(a_i) - \log n,
+              \qquad \log\sum_i w_i e^{a_i} = \operatorname{logsumexp}_i(\log w_i + a_i)
+
+    the second form with normalised ``log_weights`` (same size as ``a`` along ``dim``, summing to 1 in
+    probability). Never ``log(exp(a).mean())``: :math:`e^{a}` underflows to 0 for :math:`a \lesssim -100` in float32
+    (an MNIST digit's :math:`\log p(x\mid z)` is about -100 nats). The IWAE bound (chapter 5), the Monte-Carlo
+    marginal and the quadrature of chapter 2 and the aggregate posterior of chapter 7 all use it.
+    """
+    if log_weights is None:
+        return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
+    shape = [1] * a.dim()
+    shape[dim] = -1
+    return torch.logsumexp(a + log_weights.reshape(shape), dim=dim)
 
 
 def log_normal_std(x: Tensor, *, validate: bool = True) -> Tensor:
@@ -174,7 +250,7 @@ def kl_normal_diag(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tenso
     return 0.5 * (-(logvar_q - logvar_p) + var_ratio + (mu_q - mu_p).pow(2) * torch.exp(-logvar_p) - 1).sum(-1)
 
 
-def kl_normal_std(mu: Tensor, logvar: Tensor, *, validate: bool = True) -> Tensor:
+def kl_normal_std(mu: Tensor, logvar: Tensor, *, per_dimension: bool = False, validate: bool = True) -> Tensor:
     r""":math:`\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0,I))`, the VAE's regulariser.
 
     .. math:: \mathrm{KL} = \tfrac12\sum_j\big(\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2\big)
@@ -183,13 +259,15 @@ def kl_normal_std(mu: Tensor, logvar: Tensor, *, validate: bool = True) -> Tenso
     :math:`\tfrac12(\sigma^2 - 1 - \log\sigma^2) + \tfrac12\mu^2 \ge 0`, zero only at
     :math:`\mu = 0, \sigma = 1`.
 
-    Args: ``mu``, ``logvar``: ``(..., d)``. Returns: ``(...)``.
+    Args: ``mu``, ``logvar``: ``(..., d)``; ``per_dimension``: return the ``d`` terms of the sum (one KL per
+    coordinate, ``(..., d)``; chapter 7 reads collapse from them) instead of their sum ``(...)``.
     """
     if validate:
         check.tensor("mu", mu, min_dim=1)
         check.tensor("logvar", logvar, min_dim=1)
         check.broadcast(mu=mu, logvar=logvar)
-    return 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar).sum(-1)
+    terms = 0.5 * (torch.exp(logvar) + mu.pow(2) - 1 - logvar)  # (..., d): KL of each coordinate
+    return terms if per_dimension else terms.sum(-1)
 
 
 def kl_normal_full(mu_q: Tensor, cov_q: Tensor, mu_p: Tensor, cov_p: Tensor) -> Tensor:

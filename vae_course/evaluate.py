@@ -13,10 +13,11 @@ with :math:`\mathcal L_1 = \mathrm{ELBO} \le \mathcal L_k \le \mathcal L_{k+1} \
 weights themselves underflow (:math:`\log w\approx -100` nats for an MNIST digit).
 
 :func:`log_likelihood` evaluates :math:`\mathcal L_k` for k up to thousands with bounded memory: the
-k samples are drawn in chunks and a running logsumexp is kept. Results are reported in nats per
+k samples are drawn in chunks, and the chunks' bounds are averaged (weighted by their sizes) in log space. Results are reported in nats per
 image and in bits per dimension, :math:`-\log_2 p(x) / D = -\log p(x) / (D\ln 2)`.
 
-Also here: the exact :math:`\log p(x)` of a linear-Gaussian VAE (to test the estimator), and what a
+Also here: the posterior parameters of a whole data set (:func:`encode_all`, used by the detectors of
+chapters 6 and 7), the exact :math:`\log p(x)` of a linear-Gaussian VAE (to test the estimator), and what a
 likelihood buys: scores that separate the training distribution from other images (:func:`auroc`).
 """
 from __future__ import annotations
@@ -27,23 +28,19 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .inference import LinearGaussianModel
+from .distributions import log_mean_exp
+from .linear_gaussian import LinearGaussianModel
 from .utils import check_positive_int
 
-__all__ = ["log_mean_exp", "iwae_bound", "log_weights", "log_likelihood", "iwae_curve", "elbo_per_example",
-           "bits_per_dim", "LogLikelihood", "linear_gaussian_log_marginal", "shift_images", "invert_images",
-           "noise_images", "auroc"]
+__all__ = ["iwae_bound", "log_weights", "log_likelihood", "iwae_curve", "elbo_per_example", "encode_all",
+           "bits_per_dim", "LogLikelihood", "linear_gaussian_log_marginal", "shift_images", "invert_images", "auroc"]
 
 FLOAT_BUDGET = 2**24  # decoder outputs held at once (k_chunk * batch * D floats, 64 MB in float32)
 
 
-def log_mean_exp(a: Tensor, dim: int = 0) -> Tensor:
-    r""":math:`\log\frac1n\sum_i e^{a_i} = \operatorname{logsumexp}(a) - \log n` along ``dim`` (stable for any scale)."""
-    return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
-
-
 def iwae_bound(log_w: Tensor) -> Tensor:
-    r"""The IWAE estimate from log-weights ``(k, B)``: :math:`\log\frac1k\sum_i w_i`, shape ``(B,)``."""
+    r"""The IWAE estimate from log-weights ``(k, B)``: :math:`\log\frac1k\sum_i w_i`, shape ``(B,)``
+    (:func:`~vae_course.distributions.log_mean_exp` over the k samples)."""
     return log_mean_exp(log_w, dim=0)
 
 
@@ -90,7 +87,7 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
                    generator: torch.Generator | None = None) -> LogLikelihood:
     r"""The IWAE bound :math:`\mathcal L_k` per image of ``x`` ``(N, C, H, W)``: a lower bound on
     :math:`\log p(x)` that tightens as ``k`` grows. Memory stays bounded for any ``k``: at most
-    ``k_chunk`` samples per image are decoded at once and a running logsumexp merges the chunks.
+    ``k_chunk`` samples per image are decoded at once and the chunks' bounds are merged by a weighted log-mean-exp.
     """
     k, batch_size = check_positive_int("k", k), check_positive_int("batch_size", batch_size)
     model.eval()
@@ -99,11 +96,11 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(_device(model))
         kc = _chunk(k, len(xb), x_dim, k_chunk)
-        running = torch.full((len(xb),), -math.inf, device=xb.device, dtype=torch.float64)
-        for j in range(0, k, kc):
-            lw = model.log_weights(xb, min(kc, k - j), generator=generator).double()  # (kc, b)
-            running = torch.logaddexp(running, torch.logsumexp(lw, dim=0))  # log sum_i w_i so far
-        result.append((running - math.log(k)).float().cpu())
+        sizes = [min(kc, k - j) for j in range(0, k, kc)]
+        # each chunk's own bound L_kc, then their average weighted by chunk size: the same L_k, in bounded memory
+        chunks = torch.stack([iwae_bound(model.log_weights(xb, size, generator=generator).double()) for size in sizes])
+        share = torch.tensor(sizes, dtype=torch.float64, device=chunks.device).div(k).log()  # (n_chunks,)
+        result.append(log_mean_exp(chunks, dim=0, log_weights=share).float().cpu())
     log_px = torch.cat(result)
     mean = float(log_px.mean())
     return LogLikelihood(log_px, k, mean, float(bits_per_dim(mean, x_dim)))
@@ -122,6 +119,18 @@ def elbo_per_example(model: nn.Module, x: Tensor, *, n_samples: int = 1, batch_s
     model.eval()
     return torch.cat([model.elbo(x[i:i + batch_size].to(_device(model)), n_samples=n_samples).elbo.cpu()
                       for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def encode_all(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    r"""``(mu, logvar)`` of :math:`q(z\mid x)` for every image of ``x``: two ``(N, m)`` tensors (on the CPU)."""
+    model.eval()
+    mus, lvs = [], []
+    for i in range(0, len(x), check_positive_int("batch_size", batch_size)):
+        q = model.encode(x[i:i + batch_size].to(_device(model)))
+        mus.append(q.mu.cpu())
+        lvs.append(q.logvar.cpu())
+    return torch.cat(mus), torch.cat(lvs)
 
 
 @torch.no_grad()
@@ -154,11 +163,6 @@ def shift_images(x: Tensor, dx: int, dy: int) -> Tensor:
 def invert_images(x: Tensor) -> Tensor:
     """``1 - x``: white digits on black become black on white."""
     return 1.0 - x
-
-
-def noise_images(n: int, shape: tuple[int, ...], p: float = 0.13, *, generator: torch.Generator | None = None) -> Tensor:
-    """``(n, *shape)`` binary noise images, each pixel on with probability ``p`` (about MNIST's ink fraction)."""
-    return torch.bernoulli(torch.full((check_positive_int("n", n), *shape), float(p)), generator=generator)
 
 
 def auroc(scores_in: Tensor, scores_out: Tensor) -> float:

@@ -41,51 +41,17 @@ from torch import Tensor, nn
 
 from . import _validate as check
 from . import distributions as D
+from .nets import MLP
 from .utils import check_positive_int
 
 __all__ = [
-    "MLP", "GaussianStats", "ProbabilisticGenerator", "DeterministicGenerator", "sample_normal",
-    "tril_from_vector", "n_statistics", "toy_generator", "COVARIANCES", "ACTIVATIONS", "MIN_SCALE", "TOY_GENERATORS",
+    "GaussianStats", "ProbabilisticGenerator", "DeterministicGenerator", "sample_normal",
+    "tril_from_vector", "n_statistics", "toy_generator", "COVARIANCES", "MIN_SCALE", "TOY_GENERATORS",
 ]
 
 COVARIANCES = ("identity", "isotropic", "diagonal", "full")
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "silu": nn.SiLU,
-               "softplus": nn.Softplus, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 MIN_SCALE = 1e-3  # floor on each L_jj: det L >= MIN_SCALE^d > 0, so Sigma = L L^T is never singular
 TOY_GENERATORS = ("ring", "banana")
-
-
-class MLP(nn.Module):
-    """A fully connected network ``in_dim -> hidden... -> out_dim`` (the generator's :math:`G_w`).
-
-    Args:
-        in_dim, out_dim: input and output sizes (positive ints).
-        hidden: sizes of the hidden layers (may be empty: then a single linear map).
-        activation: one of :data:`ACTIVATIONS`, applied after every hidden layer (not the output).
-    Input ``(..., in_dim)``, output ``(..., out_dim)``.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh"):
-        super().__init__()
-        self.in_dim = check_positive_int("in_dim", in_dim)
-        self.out_dim = check_positive_int("out_dim", out_dim)
-        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-            raise TypeError(f"hidden: got {hidden!r}; need a tuple of positive ints such as (64, 64), or ()")
-        sizes = [self.in_dim] + [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)] + [self.out_dim]
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: got {activation!r}; need one of {tuple(ACTIVATIONS)}")
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(sizes) - 2:
-                layers.append(ACTIVATIONS[activation]())
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Tensor:
-        check.tensor("x", x, min_dim=1)
-        if x.shape[-1] != self.in_dim:
-            raise ValueError(f"x: got last dimension {x.shape[-1]} (shape {tuple(x.shape)}); need {self.in_dim}")
-        return self.layers(x)
 
 
 class GaussianStats(NamedTuple):
@@ -163,7 +129,7 @@ def sample_normal(mu: Tensor, *, logvar: Tensor | None = None, scale_tril: Tenso
         except RuntimeError:
             raise ValueError(f"eps: got shape {tuple(eps.shape)}; need a shape that broadcasts with {tuple(shape)}") from None
     if logvar is not None:
-        return mu + torch.exp(0.5 * logvar) * eps  # sigma = exp(logvar / 2)
+        return D.reparameterize(mu, logvar, eps=eps)  # mu + exp(logvar / 2) * eps
     return mu + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)  # x = mu + L eps, (..., d)
 
 

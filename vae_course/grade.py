@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from .checks import MIME_TYPE, exercises_for
 
@@ -125,9 +127,6 @@ def _execute(nb: nbformat.NotebookNode, timeout: float, kernel_name: str) -> tup
     Returns ``(status, message)``: ``("", "")`` when every cell ran, else ``error``, ``timeout``
     or ``kernel_died`` and a sentence saying where.
     """
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as workdir:
         client = NotebookClient(nb, timeout=max(1, int(timeout)), kernel_name=kernel_name, allow_errors=False,

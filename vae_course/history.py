@@ -69,28 +69,6 @@ class History:
             raise ValueError(f"history: unknown keys {sorted(unknown)}; expected {sorted(known)}")
         return cls(**{k: d[k] for k in known if k in d})
 
-    def plot(self, term: str = "loss", ax=None, *, label: str | None = None, logy: bool = False):
-        """Train (solid) and test (dashed, markers) curves of ``term`` against the epoch. Returns the axes."""
-        from .plotting.common import new_axes
-
-        ax = new_axes(ax, figsize=(5, 3.5))
-        name = label or term
-        if term in self.train:
-            line, = ax.plot(range(1, len(self.train[term]) + 1), self.train[term], label=f"{name} (train)")
-            colour = line.get_color()
-        else:
-            colour = None
-        if term in self.test:
-            ax.plot(self.test_epochs, self.test[term], "o--", ms=3, color=colour, label=f"{name} (test)")
-        if term not in self.train and term not in self.test:
-            raise ValueError(f"term: got {term!r}; recorded terms: {sorted(set(self.train) | set(self.test))}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{term} (nats per example)")
-        if logy:
-            ax.set_yscale("log")
-        ax.legend(fontsize=8)
-        return ax
-
     def __repr__(self) -> str:
         parts = [f"epochs={self.epochs}"]
         for split, d in (("train", self.train), ("test", self.test)):

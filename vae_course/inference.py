@@ -8,13 +8,8 @@ The ELBO of any latent-variable model and any density :math:`q(z)` is
 
 so the gap to :math:`\log p(x)` is the KL to the true posterior. To *see* that gap we need a
 model whose :math:`\log p(x)` and :math:`p(z\mid x)` are known in closed form: the
-linear-Gaussian latent model (factor analysis with isotropic noise, probabilistic PCA)
-
-.. math:: z \sim \mathcal N(0, I_m), \qquad x \mid z \sim \mathcal N(Wz + b, \sigma^2 I_d),
-
-for which :math:`p(x) = \mathcal N(b,\, WW^\top + \sigma^2 I_d)` and
-:math:`p(z\mid x) = \mathcal N\big(\Lambda^{-1}W^\top(x-b)/\sigma^2,\ \Lambda^{-1}\big)` with
-precision :math:`\Lambda = I_m + W^\top W/\sigma^2` (Bishop 2006, sec. 12.2).
+linear-Gaussian latent model :math:`z \sim \mathcal N(0, I_m)`, :math:`x \mid z \sim \mathcal N(Wz + b, \sigma^2 I_d)`
+of :mod:`vae_course.linear_gaussian`.
 
 The module also holds the two ways of fitting :math:`q` that chapter 3 compares: the per-sample
 "two-tier" loop (one set of variational parameters per data point, optimised by gradient steps)
@@ -24,7 +19,6 @@ is the amortisation gap of Cremer, Li & Duvenaud (2018).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -32,22 +26,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import _validate as check
-from .distributions import LOG_2PI, cholesky, kl_normal_full, kl_normal_std, log_normal_diag, log_normal_full, log_normal_std
+from .distributions import (LOG_2PI, DiagonalGaussian, cholesky, kl_normal_full, kl_normal_std, log_normal_diag,
+                            reparameterize)
+from .information import MonteCarloEstimate
+from .linear_gaussian import LinearGaussianModel
+from .nets import MLP
 from .utils import check_positive_int
 
 __all__ = [
-    "LinearGaussianModel", "Posterior", "ElboEstimate", "BoundGap", "PerSampleFit", "AmortizedFit", "EncoderOutput",
-    "MonteCarloEstimate", "InferenceGaps", "elbo_gaussian", "elbo_closed_form", "bound_gap", "mean_field_optimum",
-    "optimize_per_sample", "AmortizedEncoder", "fit_amortized", "inference_gaps", "kl_monte_carlo", "a_function",
-    "kl_std_a_form", "kl_std_slide003",
+    "ElboEstimate", "BoundGap", "PerSampleFit", "AmortizedFit", "InferenceGaps", "elbo_gaussian", "elbo_closed_form",
+    "bound_gap", "mean_field_optimum", "optimize_per_sample", "AmortizedEncoder", "fit_amortized", "inference_gaps",
+    "kl_normal_diag_monte_carlo", "u_minus_log_u", "kl_std_a_form", "kl_std_inverted_variance",
 ]
-
-
-class Posterior(NamedTuple):
-    """A Gaussian :math:`\\mathcal N(\\mu, \\Sigma)`: ``mu`` ``(..., m)``, ``cov`` ``(m, m)`` (the same for every x)."""
-
-    mu: Tensor
-    cov: Tensor
 
 
 class ElboEstimate(NamedTuple):
@@ -68,109 +58,6 @@ class BoundGap(NamedTuple):
     kl_posterior: Tensor
 
 
-@dataclass
-class LinearGaussianModel:
-    r"""The linear-Gaussian latent model :math:`z\sim\mathcal N(0,I_m)`, :math:`x\mid z\sim\mathcal N(Wz+b,\sigma^2 I_d)`.
-
-    Args:
-        W: ``(d, m)`` loading matrix; b: ``(d,)`` offset; sigma: noise standard deviation (> 0).
-    """
-
-    W: Tensor
-    b: Tensor
-    sigma: float
-
-    def __post_init__(self) -> None:
-        check.tensor("W", self.W, min_dim=2)
-        check.tensor("b", self.b, min_dim=1)
-        if self.W.dim() != 2 or self.b.dim() != 1 or self.b.shape[0] != self.W.shape[0]:
-            raise ValueError(f"W, b: got shapes {tuple(self.W.shape)} and {tuple(self.b.shape)}; need W (d, m) and b (d,)")
-        if isinstance(self.sigma, Tensor):
-            self.sigma = float(self.sigma)
-        if not isinstance(self.sigma, (int, float)) or isinstance(self.sigma, bool) or not math.isfinite(self.sigma) or self.sigma <= 0:
-            raise ValueError(f"sigma: got {self.sigma!r}; need a positive finite float (the noise standard deviation)")
-        self.sigma = float(self.sigma)
-        self.b = self.b.to(self.W.dtype)
-
-    @classmethod
-    def random(cls, x_dim: int, z_dim: int, *, sigma: float = 0.5, scale: float = 1.0,
-               generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> "LinearGaussianModel":
-        """A model with ``W`` and ``b`` drawn from :math:`\\mathcal N(0, \\text{scale}^2)`."""
-        x_dim, z_dim = check_positive_int("x_dim", x_dim), check_positive_int("z_dim", z_dim)
-        W = scale * torch.randn(x_dim, z_dim, generator=generator, dtype=dtype)
-        b = scale * torch.randn(x_dim, generator=generator, dtype=dtype)
-        return cls(W, b, sigma)
-
-    @property
-    def x_dim(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def z_dim(self) -> int:
-        return self.W.shape[1]
-
-    def _x(self, x: Tensor, name: str = "x", *, latent: bool = False) -> Tensor:
-        """Check a data (or, with ``latent=True``, latent) tensor and cast it to the model's dtype."""
-        size, what = (self.z_dim, "z_dim") if latent else (self.x_dim, "x_dim")
-        check.tensor(name, x, min_dim=1)
-        if x.shape[-1] != size:
-            raise ValueError(f"{name}: got last dimension {x.shape[-1]}; need {what} = {size}")
-        return x.to(self.W.dtype)
-
-    def decode_mean(self, z: Tensor) -> Tensor:
-        """:math:`Wz + b`: ``(..., m) -> (..., d)``."""
-        return F.linear(self._x(z, "z", latent=True), self.W, self.b)  # (..., d); fast for any batch rank
-
-    def marginal_cov(self) -> Tensor:
-        """:math:`WW^\\top + \\sigma^2 I_d`, the covariance of :math:`p(x)`: ``(d, d)``."""
-        return self.W @ self.W.T + self.sigma**2 * torch.eye(self.x_dim, dtype=self.W.dtype)
-
-    def log_marginal(self, x: Tensor) -> Tensor:
-        """Exact :math:`\\log p(x) = \\log\\mathcal N(x; b, WW^\\top + \\sigma^2 I)`: ``(..., d) -> (...)``."""
-        return log_normal_full(self._x(x), self.b, self.marginal_cov())
-
-    def posterior_precision(self) -> Tensor:
-        """:math:`\\Lambda = I_m + W^\\top W / \\sigma^2`: ``(m, m)``."""
-        return torch.eye(self.z_dim, dtype=self.W.dtype) + self.W.T @ self.W / self.sigma**2
-
-    def posterior(self, x: Tensor) -> Posterior:
-        r"""Exact :math:`p(z\mid x) = \mathcal N(\Lambda^{-1}W^\top(x-b)/\sigma^2,\ \Lambda^{-1})`.
-
-        Completing the square in :math:`\log p(z) + \log p(x\mid z)
-        = -\tfrac12 z^\top z - \tfrac{1}{2\sigma^2}\|x - b - Wz\|^2 + \text{const}`
-        gives the quadratic term :math:`-\tfrac12 z^\top\Lambda z` and the linear term
-        :math:`z^\top W^\top(x-b)/\sigma^2`. Returns ``mu`` ``(..., m)`` and ``cov`` ``(m, m)``.
-        """
-        x = self._x(x)
-        L = cholesky(self.posterior_precision(), name="posterior precision")  # (m, m)
-        cov = torch.cholesky_inverse(L)  # (m, m)
-        mu = (x - self.b) @ self.W @ cov / self.sigma**2  # (..., m); cov is symmetric
-        return Posterior(mu, cov)
-
-    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
-        """:math:`\\log p(x\\mid z) = \\log\\mathcal N(x; Wz+b, \\sigma^2 I)`; ``x`` ``(..., d)``, ``z`` ``(..., m)`` broadcast."""
-        mean = self.decode_mean(z)  # (..., d)
-        logvar = torch.full_like(mean, 2 * math.log(self.sigma))
-        return log_normal_diag(self._x(x), mean, logvar)
-
-    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
-        """:math:`\\log p(x, z) = \\log p(x\\mid z) + \\log\\mathcal N(z; 0, I)`."""
-        return self.log_likelihood(x, z) + log_normal_std(self._x(z, "z", latent=True))
-
-    def log_posterior(self, z: Tensor, x: Tensor) -> Tensor:
-        """Exact :math:`\\log p(z\\mid x)`; ``z`` ``(..., m)`` and ``x`` ``(..., d)`` broadcast."""
-        post = self.posterior(x)
-        return log_normal_full(self._x(z, "z", latent=True), post.mu, post.cov)
-
-    def sample(self, n: int, *, generator: torch.Generator | None = None, return_z: bool = False):
-        """Ancestral sampling: :math:`z\\sim\\mathcal N(0,I)`, :math:`x = Wz + b + \\sigma\\varepsilon`. Returns ``x`` ``(n, d)``
-        or ``(x, z)``."""
-        n = check_positive_int("n", n)
-        z = torch.randn(n, self.z_dim, generator=generator, dtype=self.W.dtype)
-        x = self.decode_mean(z) + self.sigma * torch.randn(n, self.x_dim, generator=generator, dtype=self.W.dtype)
-        return (x, z) if return_z else x
-
-
 def _q(mu_q: Tensor, logvar_q: Tensor, z_dim: int) -> tuple[Tensor, Tensor]:
     check.tensor("mu_q", mu_q, min_dim=1)
     check.tensor("logvar_q", logvar_q, min_dim=1)
@@ -183,13 +70,13 @@ def _q(mu_q: Tensor, logvar_q: Tensor, z_dim: int) -> tuple[Tensor, Tensor]:
 
 def _model(model: object) -> LinearGaussianModel:
     if not isinstance(model, LinearGaussianModel):
-        raise TypeError(f"model: got {type(model).__name__}; need a vae_course.inference.LinearGaussianModel")
+        raise TypeError(f"model: got {type(model).__name__}; need a vae_course.linear_gaussian.LinearGaussianModel")
     return model
 
 
 def _elbo_mc(model: LinearGaussianModel, x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor) -> ElboEstimate:
     """:func:`elbo_gaussian` without argument checks (for inner optimisation loops)."""
-    z = mu + torch.exp(0.5 * logvar) * eps  # (S, ..., m): the standard deviation is exp(logvar / 2)
+    z = reparameterize(mu, logvar, eps=eps)  # (S, ..., m)
     mean = F.linear(z, model.W, model.b)  # (S, ..., d)
     recon = log_normal_diag(x, mean, torch.full_like(mean, 2 * math.log(model.sigma)), validate=False).mean(0)
     kl = kl_normal_std(mu, logvar, validate=False)
@@ -366,17 +253,10 @@ def optimize_per_sample(model: LinearGaussianModel, x: Tensor, *, steps: int = 2
     return PerSampleFit(mu, logvar, _elbo_exact_diag(model, x, mu, logvar).elbo, history)
 
 
-class EncoderOutput(NamedTuple):
-    """``mu`` and ``logvar`` of :math:`q(z\\mid x)`, each ``(..., m)``."""
-
-    mu: Tensor
-    logvar: Tensor
-
-
 class AmortizedEncoder(nn.Module):
     r"""An MLP :math:`x \mapsto (\mu(x), \log\sigma^2(x))`: one set of weights for every data point.
 
-    The network is :class:`vae_course.generators.MLP` with ``2m`` outputs, split into the mean and the
+    The network is :class:`vae_course.nets.MLP` (chapter 1's network) with ``2m`` outputs, split into the mean and the
     log-variance; the log-variance is unconstrained, so any output is a valid variance
     :math:`\exp(\log\sigma^2) > 0`.
 
@@ -388,8 +268,6 @@ class AmortizedEncoder(nn.Module):
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (32,), *, activation: str = "tanh",
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
-        from .generators import MLP  # chapter 1's network
-
         self.z_dim = check_positive_int("z_dim", z_dim)
         self.net = MLP(x_dim, 2 * self.z_dim, tuple(hidden), activation).to(dtype)
         with torch.no_grad():  # PyTorch's default init, drawn from ``generator`` so that runs repeat
@@ -399,10 +277,10 @@ class AmortizedEncoder(nn.Module):
                     layer.weight.uniform_(-bound, bound, generator=generator)
                     layer.bias.uniform_(-bound, bound, generator=generator)
 
-    def forward(self, x: Tensor) -> EncoderOutput:
-        """``x`` ``(..., d)`` -> ``EncoderOutput(mu, logvar)``, each ``(..., m)``."""
+    def forward(self, x: Tensor) -> DiagonalGaussian:
+        """``x`` ``(..., d)`` -> :math:`q(z\\mid x)` as a :class:`~vae_course.distributions.DiagonalGaussian`, ``(..., m)``."""
         h = self.net(x)  # (..., 2m)
-        return EncoderOutput(h[..., : self.z_dim], h[..., self.z_dim:])
+        return DiagonalGaussian(h[..., : self.z_dim], h[..., self.z_dim:])
 
 
 class AmortizedFit(NamedTuple):
@@ -478,20 +356,14 @@ def inference_gaps(log_px: Tensor, elbo_per_sample: Tensor, elbo_amortized: Tens
     return InferenceGaps(approx, amort, approx + amort)
 
 
-class MonteCarloEstimate(NamedTuple):
-    """A Monte-Carlo ``mean`` and its standard error ``stderr`` (std / sqrt(S)), same shape."""
+def kl_normal_diag_monte_carlo(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None,
+                               logvar_p: Tensor | None = None, *, n_samples: int = 10_000, eps: Tensor | None = None,
+                               generator: torch.Generator | None = None) -> MonteCarloEstimate:
+    r""":math:`\mathrm{KL}(q\,\|\,p) \approx \frac1S\sum_s \big(\log q(z_s) - \log p(z_s)\big)`, :math:`z_s\sim q`, for diagonal
+    Gaussians (``p`` defaults to :math:`\mathcal N(0, I)`): the Monte-Carlo check of the closed form.
 
-    mean: Tensor
-    stderr: Tensor
-
-
-def kl_monte_carlo(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None, logvar_p: Tensor | None = None, *,
-                   n_samples: int = 10_000, eps: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> MonteCarloEstimate:
-    r""":math:`\mathrm{KL}(q\,\|\,p) \approx \frac1S\sum_s \big(\log q(z_s) - \log p(z_s)\big)`, :math:`z_s\sim q`.
-
-    Diagonal Gaussians; ``p`` defaults to :math:`\mathcal N(0, I)`. Each term can be negative; only the
-    average converges to the (non-negative) KL. Args: ``(..., m)`` tensors; ``eps`` ``(S, ..., m)``.
+    Each term can be negative; only the average converges to the (non-negative) KL. Args: ``(..., m)`` tensors;
+    ``eps`` ``(S, ..., m)``. Returns a :class:`~vae_course.information.MonteCarloEstimate` (value, standard error, S).
     """
     check.tensor("mu_q", mu_q, min_dim=1)
     check.tensor("logvar_q", logvar_q, min_dim=1)
@@ -503,13 +375,14 @@ def kl_monte_carlo(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None, l
         eps = torch.randn(n_samples, *batch, generator=generator, dtype=mu_q.dtype)
     else:
         check.tensor("eps", eps, min_dim=len(batch) + 1)
-    z = mu_q + torch.exp(0.5 * logvar_q) * eps  # (S, ..., m)
+    z = reparameterize(mu_q, logvar_q, eps=eps)  # (S, ..., m)
     terms = log_normal_diag(z, mu_q, logvar_q) - log_normal_diag(z, mu_p, logvar_p)  # (S, ...)
-    return MonteCarloEstimate(terms.mean(0), terms.std(0) / math.sqrt(terms.shape[0]))
+    return MonteCarloEstimate(terms.mean(0), terms.std(0) / math.sqrt(terms.shape[0]), terms.shape[0])
 
 
-def a_function(u: Tensor) -> Tensor:
-    r"""The helper of lecture 001: :math:`A(u) = \sum_i\big(\log\frac{1}{u_i} + u_i\big)`, ``(..., m) -> (...)``, for ``u > 0``."""
+def u_minus_log_u(u: Tensor) -> Tensor:
+    r""":math:`A(u) = \sum_i\big(u_i - \log u_i\big) = \sum_i\big(\log\frac{1}{u_i} + u_i\big)`, lecture 001's helper
+    ``(..., m) -> (...)`` for variances ``u > 0``; each term is at least 1, with equality at :math:`u_i = 1`."""
     check.tensor("u", u, min_dim=1)
     if bool((u <= 0).any()):
         raise ValueError(f"u: got a smallest entry {u.min().item():.3g}; need variances u > 0")
@@ -520,17 +393,17 @@ def kl_std_a_form(mu: Tensor, var: Tensor) -> Tensor:
     r""":math:`\mathrm{KL}(\mathcal N(\mu,\mathrm{diag}\,\sigma^2)\,\|\,\mathcal N(0,I)) = \tfrac12 A(\sigma^2) + \tfrac12\|\mu\|^2 - \tfrac m2`,
     lecture 001's way of writing :func:`~vae_course.distributions.kl_normal_std`. Takes *variances* ``var``, not log-variances."""
     check.tensor("mu", mu, min_dim=1)
-    return 0.5 * a_function(var) + 0.5 * mu.pow(2).sum(-1) - 0.5 * mu.shape[-1]
+    return 0.5 * u_minus_log_u(var) + 0.5 * mu.pow(2).sum(-1) - 0.5 * mu.shape[-1]
 
 
-def kl_std_slide003(mu: Tensor, logvar: Tensor) -> Tensor:
-    r"""**Wrong**, kept to show the error: the diagonal KL to N(0, I) as printed in lecture 003,
-    :math:`\tfrac12\sum_i(\log\sigma_i^2 + 1/\sigma_i^2 + \mu_i^2 - 1)`.
+def kl_std_inverted_variance(mu: Tensor, logvar: Tensor) -> Tensor:
+    r"""The diagonal KL to N(0, I) as printed in lecture 003,
+    :math:`\tfrac12\sum_i(\log\sigma_i^2 + 1/\sigma_i^2 + \mu_i^2 - 1)`: kept to show the slide's error.
 
-    It equals the correct formula evaluated at variance :math:`1/\sigma^2` instead of :math:`\sigma^2`,
-    i.e. :math:`\mathrm{KL}(\mathcal N(\mu, 1/\sigma^2)\,\|\,\mathcal N(0, 1))`; it agrees with the true
-    KL only where :math:`\sigma^2 = 1`. The correct one is :func:`~vae_course.distributions.kl_normal_std`.
+    It is the correct formula (:func:`~vae_course.distributions.kl_normal_std`) evaluated at the variance
+    :math:`1/\sigma^2` instead of :math:`\sigma^2`, i.e. :math:`\mathrm{KL}(\mathcal N(\mu, 1/\sigma^2)\,\|\,\mathcal N(0, I))`,
+    so it agrees with the true KL only where :math:`\sigma^2 = 1`.
     """
     check.tensor("mu", mu, min_dim=1)
     check.tensor("logvar", logvar, min_dim=1)
-    return 0.5 * (logvar + torch.exp(-logvar) + mu.pow(2) - 1).sum(-1)
+    return kl_normal_std(mu, -logvar)  # log(1 / sigma^2) = -logvar

@@ -13,11 +13,12 @@ Train_VAE of the lecture, written for speed on a laptop CPU and unchanged on a G
 
 Any model plugs in by implementing ``loss(x, **kwargs) -> LossTerms``
 (:mod:`vae_course.models.base`). Schedules (KL annealing, free bits, a beta ramp) plug in as
-``loss_kwargs=callable(epoch, step, n_steps) -> dict``.
+``loss_kwargs=callable(epoch, step, n_steps) -> dict`` (:mod:`vae_course.objectives`).
 
-Safety: a non-finite loss stops training with a warning that says where and why, and restores
-the weights saved at the start of that epoch (the last ones known to give finite losses);
-``checkpoint=path`` writes an atomic checkpoint after every epoch.
+:func:`fit` reads as the algorithm; the bookkeeping lives in :class:`_Run` (device, data, optimiser,
+progress bar, history, checkpoints). Safety: a non-finite loss stops training with a warning that says where
+and why, and restores the weights saved at the start of that epoch (the last ones known to give finite
+losses); ``checkpoint=path`` writes an atomic checkpoint after every epoch.
 """
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ import math
 import os
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageData
@@ -40,6 +42,7 @@ from .utils import check_positive_int, get_device
 __all__ = ["fit", "evaluate_loss", "make_optimizer", "History", "save_checkpoint", "load_checkpoint", "LossTerms"]
 
 LossKwargs = dict | Callable[[int, int, int], dict] | None
+BINARIZE_MODES = ("none", "static", "dynamic")
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3, **kwargs) -> torch.optim.Adam:
@@ -53,13 +56,187 @@ def make_optimizer(model: nn.Module, lr: float = 1e-3, **kwargs) -> torch.optim.
         return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
 
 
-def _split(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None, bool]:
+def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
+        seed: int = 0, device: str | torch.device | None = None, loss_kwargs: LossKwargs = None, test_every: int = 1,
+        checkpoint: str | os.PathLike | None = None, progress: bool = True, clip_grad: float | None = None,
+        binarize: str | None = None, amp: bool = False, optimizer: torch.optim.Optimizer | None = None,
+        history: History | None = None, checkpoint_extra: dict | None = None) -> History:
+    """Train ``model`` on ``data`` by minimising ``model.loss``; returns the :class:`History`.
+
+    Args:
+        model: any module with ``loss(x, **kwargs) -> LossTerms``; moved to ``device``.
+        data: an ``ImageData`` (train and test parts) or a tensor ``(N, ...)`` of training data only.
+        epochs: passes over the training data. batch_size, lr: Adam's batch size and step size.
+        seed: seeds the shuffling and torch's global generator (the reparameterisation noise).
+        device: None picks :func:`vae_course.utils.get_device` (cuda > mps > cpu).
+        loss_kwargs: a dict for ``model.loss``, or ``callable(epoch, step, n_steps) -> dict`` called every
+            step (``epoch`` and ``step`` count from 0 in this call; ``step`` runs over all its epochs and
+            ``n_steps`` is their total). ``model.loss`` must return the same term names at every step.
+        test_every: evaluate on the test part every this many epochs (and after the last one).
+        checkpoint: a path; the model, config and history are written there atomically after each epoch.
+        progress: show a tqdm bar (notebook or terminal). clip_grad: max gradient norm, or None.
+        binarize: ``"dynamic"`` draws binary pixels afresh for every batch, ``"none"`` or ``"static"`` trains on
+            the pixels as they are; None: the data set's own mode (``data.binarize``).
+        amp: mixed precision (float16 on CUDA, bfloat16 elsewhere). optimizer: continue with this one.
+        history: a History to append to (continuing a run). checkpoint_extra: plain values saved with it.
+    """
+    run = _Run(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+               loss_kwargs=loss_kwargs, test_every=test_every, checkpoint=checkpoint, progress=progress,
+               clip_grad=clip_grad, binarize=binarize, amp=amp, optimizer=optimizer, history=history,
+               checkpoint_extra=checkpoint_extra)
+    with run:
+        for epoch in range(run.epochs):
+            run.start_epoch()
+            for step, x in run.batches(epoch):           # a shuffled batch, binarised afresh if asked
+                with run.autocast():
+                    out = model.loss(x, **run.kwargs)    # the negative ELBO (mean over the batch) for a VAE
+                if not run.finite(out, epoch, step):
+                    return run.history                   # stopped, weights restored: the warning says why
+                run.update(out.loss)                     # zero_grad, backward, (clip), Adam step
+                run.record(out, len(x))
+            if not run.end_epoch(epoch):                 # train and test terms into the history, checkpoint
+                return run.history
+    return run.history
+
+
+class _Run:
+    """The state of one :func:`fit` call: arguments checked, data and model on the device, the optimiser, the
+    progress bar, the running sums of the loss terms and the history."""
+
+    def __init__(self, model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: int, lr: float,
+                 seed: int, device, loss_kwargs: LossKwargs, test_every: int, checkpoint, progress: bool,
+                 clip_grad: float | None, binarize: str | None, amp: bool, optimizer, history: History | None,
+                 checkpoint_extra: dict | None):
+        self.epochs = check_positive_int("epochs", epochs)
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.test_every = check_positive_int("test_every", test_every)
+        if not callable(getattr(model, "loss", None)):
+            raise TypeError(f"model: {type(model).__name__} has no loss(x, ...) method returning LossTerms")
+        x_train, x_test, mode = _split(data)
+        if binarize is not None and binarize not in BINARIZE_MODES:
+            raise ValueError(f"binarize: got {binarize!r}; need None or one of {BINARIZE_MODES}")
+        self.dynamic = (mode if binarize is None else binarize) == "dynamic"
+        self.model, self.loss_kwargs, self.amp, self.clip_grad = model, loss_kwargs, amp, clip_grad
+        self.checkpoint, self.checkpoint_extra = checkpoint, checkpoint_extra
+        self.device = get_device(device)
+        model.to(self.device)
+        self.x_train = x_train.to(self.device, non_blocking=True)  # once: batches are index_select on the device
+        self.x_test = x_test.to(self.device) if x_test is not None else None
+        self.n = len(self.x_train)
+        self.n_batches = math.ceil(self.n / self.batch_size)
+        self.n_steps = self.epochs * self.n_batches
+        torch.manual_seed(seed)
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.opt = optimizer or make_optimizer(model, lr)
+        self.params = [p for g in self.opt.param_groups for p in g["params"]]
+        self.scaler = torch.amp.GradScaler(self.device.type) if amp and self.device.type == "cuda" else None
+        self.check_every = 1 if self.device.type == "cpu" else 20  # a finiteness check syncs with the device
+        self.history = history if history is not None else History()
+        self.start = self.history.epochs
+        self.bar = tqdm(total=self.n_steps, disable=not progress, desc=type(model).__name__, unit="step", leave=True)
+        self.kwargs: dict = {}
+
+    def __enter__(self) -> "_Run":
+        self.model.train()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+        self.model.eval()
+
+    def autocast(self):
+        """Mixed precision for the forward pass if ``amp``, else nothing."""
+        return _autocast(self.device, self.amp)
+
+    # ------------------------------------------------------------ one epoch
+    def start_epoch(self) -> None:
+        self.t0 = time.perf_counter()
+        self.good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}  # last finite weights
+        self.sums: Tensor | None = None
+
+    def batches(self, epoch: int) -> Iterator[tuple[int, Tensor]]:
+        """``(b, x)`` for the epoch's batches in a fresh random order; sets :attr:`kwargs` for each step first."""
+        perm = torch.randperm(self.n, generator=self.shuffle).to(self.device)
+        for b in range(self.n_batches):
+            step = epoch * self.n_batches + b
+            self.kwargs = _kwargs(self.loss_kwargs, epoch, step, self.n_steps)
+            x = self.x_train.index_select(0, perm[b * self.batch_size:(b + 1) * self.batch_size])
+            yield b, (torch.bernoulli(x) if self.dynamic else x)
+
+    def finite(self, out: LossTerms, epoch: int, b: int) -> bool:
+        """False (and the weights restored, a warning given) if this step's loss is NaN or inf."""
+        step = epoch * self.n_batches + b
+        if step % self.check_every or bool(torch.isfinite(out.loss)):
+            return True
+        self.model.load_state_dict(self.good)
+        terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
+        self._stop(f"stopped at epoch {self.start + epoch + 1}, step {b + 1}/{self.n_batches}: the loss is "
+                   f"{float(out.loss.detach())} ({terms}). Restored the weights from the start of that epoch, the last "
+                   "ones with finite losses. Usual causes: a variance collapsing to 0 (add a floor), log(0), "
+                   "a learning rate that is too high (try lr/10 or clip_grad).")
+        return False
+
+    def update(self, loss: Tensor) -> None:
+        """One optimiser step on ``loss``."""
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            loss.backward()
+        if self.clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip_grad, foreach=True)
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+
+    def record(self, out: LossTerms, n: int) -> None:
+        # sums stay on the device (no sync per step); one stacked tensor, few small ops
+        terms = torch.stack([v.detach().float() for v in out.terms.values()]) * n
+        self.sums = terms if self.sums is None else self.sums + terms
+        self.names = list(out.terms)
+        self.bar.update(1)
+
+    def end_epoch(self, epoch: int) -> bool:
+        """Record the epoch (train terms, test terms every ``test_every`` epochs, times), write the checkpoint;
+        False if the epoch's terms are not finite (the weights are then restored)."""
+        train_terms = dict(zip(self.names, (self.sums / self.n).tolist()))  # .tolist() waits for the device
+        train_time = time.perf_counter() - self.t0
+        history, done = self.history, self.start + epoch + 1
+        if not all(math.isfinite(v) for v in train_terms.values()):  # caught late on accelerators
+            self.model.load_state_dict(self.good)
+            self._stop(f"stopped after epoch {done}: non-finite training terms {train_terms}; restored the weights "
+                       "from the start of that epoch.")
+            return False
+        history.append("train", train_terms)
+        if self.x_test is not None and ((epoch + 1) % self.test_every == 0 or epoch == self.epochs - 1):
+            history.append("test", evaluate_loss(self.model, self.x_test, loss_kwargs=self.kwargs, amp=self.amp))
+            history.test_epochs.append(done)
+        history.train_seconds.append(train_time)
+        history.seconds.append(time.perf_counter() - self.t0)
+        history.samples.append(self.n)
+        post = {"train": f"{train_terms.get('loss', float('nan')):.2f}"}
+        if history.test_epochs and history.test_epochs[-1] == done:
+            post["test"] = f"{history.test['loss'][-1]:.2f}" if "loss" in history.test else "-"
+        self.bar.set_postfix(post, refresh=False)
+        if self.checkpoint is not None:
+            save_checkpoint(self.checkpoint, self.model, history=history, extra=self.checkpoint_extra)
+        return True
+
+    def _stop(self, why: str) -> None:
+        self.history.stopped = why
+        warnings.warn(f"fit: {why}", RuntimeWarning, stacklevel=4)
+
+
+def _split(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None, str]:
     if isinstance(data, ImageData):
-        return data.x_train, data.x_test, data.binarize == "dynamic"
+        return data.x_train, data.x_test, data.binarize
     if isinstance(data, Tensor):
         if not data.is_floating_point() or data.dim() < 2:
             raise TypeError(f"data: got a tensor of dtype {data.dtype} and shape {tuple(data.shape)}; need floating (N, ...)")
-        return data, None, False
+        return data, None, "none"
     raise TypeError(f"data: got {type(data).__name__}; need vae_course.data.ImageData or a tensor (N, ...)")
 
 
@@ -99,125 +276,3 @@ def evaluate_loss(model: nn.Module, x: Tensor, *, batch_size: int = 1000, loss_k
     finally:
         model.train(was_training)
     return {k: float(v) / len(x) for k, v in sums.items()}
-
-
-def _snapshot(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, device: str | torch.device | None = None, loss_kwargs: LossKwargs = None, test_every: int = 1,
-        checkpoint: str | os.PathLike | None = None, progress: bool = True, clip_grad: float | None = None,
-        binarize: bool | None = None, amp: bool = False, optimizer: torch.optim.Optimizer | None = None,
-        history: History | None = None, checkpoint_extra: dict | None = None) -> History:
-    """Train ``model`` on ``data`` by minimising ``model.loss``; returns the :class:`History`.
-
-    Args:
-        model: any module with ``loss(x, **kwargs) -> LossTerms``; moved to ``device``.
-        data: an ``ImageData`` (train and test parts) or a tensor ``(N, ...)`` of training data only.
-        epochs: passes over the training data. batch_size, lr: Adam's batch size and step size.
-        seed: seeds the shuffling and torch's global generator (the reparameterisation noise).
-        device: None picks :func:`vae_course.utils.get_device` (cuda > mps > cpu).
-        loss_kwargs: a dict for ``model.loss``, or ``callable(epoch, step, n_steps) -> dict`` called every
-            step (``epoch`` and ``step`` count from 0 in this call; ``step`` runs over all its epochs and
-            ``n_steps`` is their total). ``model.loss`` must return the same term names at every step.
-        test_every: evaluate on the test part every this many epochs (and after the last one).
-        checkpoint: a path; the model, config and history are written there atomically after each epoch.
-        progress: show a tqdm bar (notebook or terminal). clip_grad: max gradient norm, or None.
-        binarize: draw binary pixels afresh for every batch; None: yes iff ``data.binarize == "dynamic"``.
-        amp: mixed precision (float16 on CUDA, bfloat16 elsewhere). optimizer: continue with this one.
-        history: a History to append to (continuing a run). checkpoint_extra: plain values saved with it.
-    """
-    from tqdm.auto import tqdm
-
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    test_every = check_positive_int("test_every", test_every)
-    if not callable(getattr(model, "loss", None)):
-        raise TypeError(f"model: {type(model).__name__} has no loss(x, ...) method returning LossTerms")
-    x_train, x_test, dynamic = _split(data)
-    binarize = dynamic if binarize is None else bool(binarize)
-    device = get_device(device)
-    model.to(device)
-    x_train = x_train.to(device, non_blocking=True)  # once: batches are index_select on the device
-    x_test = x_test.to(device) if x_test is not None else None
-    n, n_batches = len(x_train), math.ceil(len(x_train) / batch_size)
-    n_steps = epochs * n_batches
-    torch.manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    opt = optimizer or make_optimizer(model, lr)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    scaler = torch.amp.GradScaler(device.type) if amp and device.type == "cuda" else None
-    check_every = 1 if device.type == "cpu" else 20  # a finiteness check syncs with the device: rarer on GPUs
-    history = history if history is not None else History()
-    start_epoch = history.epochs
-    bar = tqdm(total=n_steps, disable=not progress, desc=type(model).__name__, unit="step", leave=True)
-    model.train()
-    try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            good = _snapshot(model)
-            perm = torch.randperm(n, generator=shuffle).to(device)
-            sums: Tensor | None = None
-            kw: dict = {}
-            for b in range(n_batches):
-                step = epoch * n_batches + b
-                kw = _kwargs(loss_kwargs, epoch, step, n_steps)
-                xb = x_train.index_select(0, perm[b * batch_size:(b + 1) * batch_size])
-                if binarize:
-                    xb = torch.bernoulli(xb)
-                with _autocast(device, amp):
-                    out: LossTerms = model.loss(xb, **kw)
-                if step % check_every == 0 and not bool(torch.isfinite(out.loss)):
-                    model.load_state_dict(good)
-                    terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
-                    history.stopped = (
-                        f"stopped at epoch {start_epoch + epoch + 1}, step {b + 1}/{n_batches}: the loss is "
-                        f"{float(out.loss.detach())} ({terms}). Restored the weights from the start of that epoch, the last "
-                        "ones with finite losses. Usual causes: a variance collapsing to 0 (add a floor), log(0), "
-                        "a learning rate that is too high (try lr/10 or clip_grad).")
-                    warnings.warn(f"fit: {history.stopped}", RuntimeWarning, stacklevel=2)
-                    return history
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(out.loss).backward()
-                    scaler.unscale_(opt)
-                else:
-                    out.loss.backward()
-                if clip_grad is not None:
-                    torch.nn.utils.clip_grad_norm_(params, clip_grad, foreach=True)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                # sums stay on the device (no sync per step); one stacked tensor, few small ops
-                terms = torch.stack([v.detach().float() for v in out.terms.values()]) * xb.shape[0]
-                sums = terms if sums is None else sums + terms
-                bar.update(1)
-            train_terms = dict(zip(out.terms, (sums / n).tolist()))  # .tolist() waits for the device
-            train_time = time.perf_counter() - t0
-            if not all(math.isfinite(v) for v in train_terms.values()):  # caught late on accelerators
-                model.load_state_dict(good)
-                history.stopped = (f"stopped after epoch {start_epoch + epoch + 1}: non-finite training terms "
-                                   f"{train_terms}; restored the weights from the start of that epoch.")
-                warnings.warn(f"fit: {history.stopped}", RuntimeWarning, stacklevel=2)
-                return history
-            history.append("train", train_terms)
-            last = epoch == epochs - 1
-            if x_test is not None and ((epoch + 1) % test_every == 0 or last):
-                history.append("test", evaluate_loss(model, x_test, loss_kwargs=kw, amp=amp))
-                history.test_epochs.append(start_epoch + epoch + 1)
-            history.train_seconds.append(train_time)
-            history.seconds.append(time.perf_counter() - t0)
-            history.samples.append(n)
-            post = {"train": f"{train_terms.get('loss', float('nan')):.2f}"}
-            if history.test_epochs and history.test_epochs[-1] == start_epoch + epoch + 1:
-                post["test"] = f"{history.test['loss'][-1]:.2f}" if "loss" in history.test else "-"
-            bar.set_postfix(post, refresh=False)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, history=history, extra=checkpoint_extra)
-    finally:
-        bar.close()
-        model.eval()
-    return history

@@ -11,13 +11,17 @@ The device order follows what is fastest where it exists. Override it per call
 """
 from __future__ import annotations
 
+import importlib.resources
+import inspect
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+from IPython.display import Markdown
 
-__all__ = ["get_device", "seed_everything", "make_generator", "check_positive_int", "show_source"]
+__all__ = ["get_device", "seed_everything", "make_generator", "check_positive_int", "show_source", "stored_file"]
 
 _KNOWN = ("cpu", "cuda", "mps")
 
@@ -106,12 +110,19 @@ def show_source(obj: object):
 
     The book shows the package's own code this way, so what students read is what runs.
     """
-    import inspect
-
-    from IPython.display import Markdown
-
     try:
         src = inspect.getsource(obj)
     except (TypeError, OSError) as err:
         raise TypeError(f"obj: got {obj!r}; need a function, class or module defined in Python source") from err
     return Markdown(f"```python\n{src}```")
+
+
+def stored_file(name: str) -> Path:
+    """The path of a result stored with the package (``vae_course/stored/<name>``, installed as package data).
+
+    Stored results are what a chapter cannot compute within its time budget; each is written by a documented
+    ``vae-course`` command, and a test re-runs a slice of that command against it.
+    """
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise ValueError(f"name: got {name!r}; need the file name of a stored result, e.g. 'beta_sweep.csv'")
+    return Path(str(importlib.resources.files("vae_course") / "stored" / name))

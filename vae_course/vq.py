@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .data import ImageData, binarize
+from .data import ImageData, draw_binary
 from .models.quantizer import code_counts, dead_fraction, perplexity
 from .utils import check_positive_int, make_generator
 
@@ -71,7 +71,7 @@ def code_data(model: nn.Module, data: ImageData, *, batch_size: int = 1000, seed
         raise TypeError(f"data: got {type(data).__name__}; need vae_course.data.ImageData")
     x_train = data.x_train
     if data.binarize == "dynamic":
-        x_train = binarize(x_train, generator=make_generator(seed))
+        x_train = draw_binary(x_train, generator=make_generator(seed))
     tr = encode_codes(model, x_train, batch_size=batch_size)[:, None].float()
     te = encode_codes(model, data.x_test, batch_size=batch_size)[:, None].float()
     return ImageData(f"{data.name}-codes", tr, data.y_train, te, data.y_test, "none")

@@ -7,7 +7,7 @@ r"""Checks for the chapter 2 exercises (``solutions/02_mixture_universality.ipyn
 4. ``gaussian_mle_loglik(x)``: the average log-likelihood of 1-D data ``x`` ``(N,)`` under its
    maximum-likelihood Gaussian, :math:`-\tfrac12(\log 2\pi\hat\sigma^2 + 1)`.
 
-References: :func:`vae_course.mixtures.threshold_density`, :func:`vae_course.mixtures.log_weighted_mean_exp`,
+References: :func:`vae_course.mixtures.threshold_density`, :func:`vae_course.distributions.log_mean_exp`,
 :func:`vae_course.mixtures.effective_sample_size`, :func:`vae_course.mixtures.fit_single_gaussian`. The classic
 mistakes recognised: theta and 1 - theta swapped, a missing normaliser; the mean of the logs (Jensen), a missing
 -log K, log(mean(exp)) that underflows; the ESS of unnormalised weights, exp overflow, a missing reciprocal;
@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .. import mixtures as M
+from ..distributions import log_mean_exp
 from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_threshold_density", "check_log_marginal_from_samples", "check_effective_sample_size",
@@ -100,7 +101,7 @@ def _lme_cases() -> list[Case]:
 
 
 def _lme_ref(log_lik):
-    return M.log_weighted_mean_exp(log_lik)
+    return log_mean_exp(log_lik, dim=-1)
 
 
 _LME_MISTAKES = [

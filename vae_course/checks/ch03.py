@@ -16,6 +16,7 @@ import torch
 
 from .. import distributions as D
 from .. import inference as inf
+from ..linear_gaussian import LinearGaussianModel
 from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_kl_normal_std", "check_elbo_mc", "check_log_marginal"]
@@ -50,7 +51,7 @@ def _kl_ref(mu, logvar):
 
 
 _KL_MISTAKES = [
-    Mistake(inf.kl_std_slide003,
+    Mistake(inf.kl_std_inverted_variance,
             "this is the formula printed in lecture 003, (1/2) sum(log s^2 + 1/s^2 + mu^2 - 1); it is the right KL "
             "evaluated at variance 1/s^2. The correct one is (1/2) sum(s^2 + mu^2 - 1 - log s^2)."),
     Mistake(lambda mu, logvar: 0.5 * (torch.exp(logvar) + mu**2 - 1 + logvar).sum(-1),
@@ -90,7 +91,7 @@ def _elbo_cases() -> list[Case]:
 
 
 def _elbo_ref(x, W, b, sigma, mu_q, logvar_q, eps):
-    return inf.elbo_gaussian(inf.LinearGaussianModel(W, b, sigma), x, mu_q, logvar_q, eps=eps).elbo
+    return inf.elbo_gaussian(LinearGaussianModel(W, b, sigma), x, mu_q, logvar_q, eps=eps).elbo
 
 
 def _recon(x, W, b, sigma, z, logvar_x=None):
@@ -120,7 +121,7 @@ _ELBO_MISTAKES = [
             - D.kl_normal_std(mu, lv),
             "sigma is the noise standard deviation: the variance of p(x|z) is sigma**2, so its log-variance is "
             "2 log(sigma), not log(sigma)."),
-    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) - inf.kl_std_slide003(mu, lv),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) - inf.kl_std_inverted_variance(mu, lv),
             "your KL is lecture 003's wrong formula; use (1/2) sum(exp(logvar) + mu^2 - 1 - logvar)."),
 ]
 
@@ -156,7 +157,7 @@ def _marginal_cases() -> list[Case]:
 
 
 def _marginal_ref(x, W, b, sigma):
-    return inf.LinearGaussianModel(W, b, sigma).log_marginal(x)
+    return LinearGaussianModel(W, b, sigma).log_marginal(x)
 
 
 def _lognormal(x, mean, cov):

@@ -5,7 +5,7 @@ r"""Checks for the chapter 6 exercises (``solutions/06_beta_vae.ipynb``).
 2. ``mutual_information(a, b)``: plug-in :math:`I(a;b)` in nats of two discrete vectors.
 3. ``mig(codes_discrete, factors)``: the Mutual Information Gap, each factor's gap divided by its entropy.
 
-Each compares the student's function with the package's reference (:func:`vae_course.disentangle.negative_beta_elbo`,
+Each compares the student's function with the package's reference (:func:`vae_course.objectives.negative_beta_elbo`,
 :func:`vae_course.disentangle.mi_matrix`, :func:`vae_course.disentangle.mig_from_discrete`) on seeded inputs and
 hand-made edge cases, and recognises the classic mistakes: beta applied to the reconstruction term (or to both
 terms), a mean over pixels where the sum belongs, mutual information in bits or from unnormalised counts, and the
@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..disentangle import factor_entropy, mi_matrix, mig_from_discrete, negative_beta_elbo
+from ..disentangle import factor_entropy, mi_matrix, mig_from_discrete
+from ..objectives import negative_beta_elbo
 from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_negative_beta_elbo", "check_mutual_information", "check_mig"]

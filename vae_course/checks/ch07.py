@@ -6,7 +6,7 @@ r"""Checks for the chapter 7 exercises (``solutions/07_posterior_collapse.ipynb`
    dimension on the batch mean (Kingma et al., 2016).
 3. ``warmup_beta(step, n_steps, kind)``: the linear and the sigmoid KL warm-up (Bowman et al., 2016).
 
-Each compares the student's function with :mod:`vae_course.collapse` on seeded inputs and edge cases and recognises
+Each compares the student's function with :mod:`vae_course.collapse` and :mod:`vae_course.objectives` on seeded inputs and edge cases and recognises
 the classic mistakes: the variance over the wrong axis, a missing centring, the floor on the summed KL or per example,
 a schedule that overshoots 1 or does not start at 0.
 """
@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import collapse as C
+from .. import objectives as O
 from ._core import Case, CheckResult, Mistake, check_function
 
 __all__ = ["check_unit_activity", "check_free_bits_kl", "check_warmup_beta"]
@@ -123,7 +124,7 @@ def _free_bits_grad(student_fn) -> str | None:
 
 def check_free_bits_kl(student_fn) -> CheckResult:
     """Exercise 2: ``free_bits_kl(kl_per_dim, lam)`` with ``kl_per_dim`` ``(B, m)`` -> a scalar tensor."""
-    return check_function(EXERCISE_NAMES["check_free_bits_kl"], student_fn, lambda kl, lam: C.free_bits_kl(kl, lam),
+    return check_function(EXERCISE_NAMES["check_free_bits_kl"], student_fn, lambda kl, lam: O.free_bits_kl(kl, lam),
                           _free_bits_cases(), mistakes=_FREE_BITS_MISTAKES, extra=_free_bits_grad)
 
 
@@ -156,7 +157,7 @@ _WARMUP_MISTAKES = [
 
 
 def _warmup_ref(step, n_steps, kind):
-    return C.warmup_beta(kind, step, n_steps)
+    return O.warmup_beta(kind, step, n_steps)
 
 
 def check_warmup_beta(student_fn) -> CheckResult:

@@ -1,11 +1,14 @@
-"""Models of the course: encoders, decoders and the VAE (chapter 5); later chapters add theirs here.
+"""Models of the course: priors, encoders, decoders, the VAE skeleton and its variants, the VQ-VAE.
 
 Every model implements ``loss(x, **loss_kwargs) -> LossTerms`` and is registered with
-:func:`register_model`, so :func:`vae_course.train.fit` trains it and checkpoints rebuild it.
+:func:`register_model`, so :func:`vae_course.train.fit` trains it and checkpoints rebuild it. Every VAE-like
+model is a :class:`VAEBase` with an encoder, a decoder and a ``prior`` (:mod:`vae_course.models.priors`).
 """
 from .base import *  # noqa: F401,F403
+from .priors import *  # noqa: F401,F403
 from .encoders import *  # noqa: F401,F403
 from .decoders import *  # noqa: F401,F403
+from .vae_base import *  # noqa: F401,F403
 from .vae import *  # noqa: F401,F403
 from .masked import *  # noqa: F401,F403
 from .autoregressive_vae import *  # noqa: F401,F403

@@ -15,7 +15,8 @@ The training objective, minimised by :func:`vae_course.train.fit` through :meth:
           R = \begin{cases} \mathrm{KL}(q(z\mid x)\,\|\,p(z)) & \text{free\_bits} = 0\\
           \sum_g \max\big(\lambda,\ \overline{\mathrm{KL}}_g\big) & \text{free\_bits} = \lambda > 0 \end{cases}
 
-(:func:`vae_course.collapse.free_bits_kl`, Kingma et al., 2016). The history always records the true ELBO.
+(:func:`vae_course.objectives.free_bits_kl`, Kingma et al., 2016); the ELBO, the loss and the importance weights
+are :class:`~vae_course.models.vae_base.VAEBase`'s, the same as the VAE's. The history always records the true ELBO.
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .. import distributions as D
-from ..collapse import free_bits_kl, kl_per_dimension
+from ..nets import ACTIVATIONS
 from ..utils import check_positive_int
-from .base import LossTerms, register_model
-from .encoders import ACTIVATIONS, MLPEncoder, Posterior
+from .base import register_model
+from .encoders import MLPEncoder
 from .masked import PixelCNN
-from .vae import ELBO
+from .priors import PRIORS, build_prior
+from .vae_base import VAEBase
 
 __all__ = ["AutoregressiveVAEConfig", "AutoregressiveVAE", "AutoregressivePixels"]
 
@@ -50,6 +51,8 @@ class AutoregressiveVAEConfig:
     first_kernel: int = 3  # kernel of the mask-A layer (with pixel_layers, sets how far back one pixel sees)
     kernel: int = 3  # kernel of the mask-B layers
     cond_map: int = 0  # 0: z is one bias per channel (conditional PixelCNN); c > 0: an MLP turns z into a (c, H, W) map
+    prior: str = "standard"  # p(z): "standard" (N(0, I)) or "mixture" (a learned mixture of Gaussians)
+    prior_components: int = 10  # mixture prior only: number of components
 
     def __post_init__(self) -> None:
         self.x_shape = tuple(self.x_shape)
@@ -61,6 +64,9 @@ class AutoregressiveVAEConfig:
         check_positive_int("cond_map", self.cond_map, allow_zero=True)
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: got {self.activation!r}; need one of {tuple(ACTIVATIONS)}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior: got {self.prior!r}; need one of {PRIORS}")
+        check_positive_int("prior_components", self.prior_components)
 
     @property
     def x_dim(self) -> int:
@@ -88,7 +94,7 @@ class AutoregressivePixels(NamedTuple):
 
 
 @register_model
-class AutoregressiveVAE(nn.Module):
+class AutoregressiveVAE(VAEBase):
     """An MLP encoder and a PixelCNN decoder conditioned on z; built from an :class:`AutoregressiveVAEConfig`
     (or keyword overrides: ``AutoregressiveVAE(z_dim=4)``). Images ``(B, C, H, W)`` of 0/1 pixels."""
 
@@ -105,20 +111,7 @@ class AutoregressiveVAE(nn.Module):
                                           nn.Linear(c.hidden, c.cond_map * c.x_shape[1] * c.x_shape[2]))
         self.decoder = PixelCNN(c.x_shape[0], c.pixel_hidden, c.pixel_layers, cond_dim=c.cond_map or c.z_dim,
                                 first_kernel=c.first_kernel, kernel=c.kernel)
-
-    def _images(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x: got {type(x).__name__}; need a floating torch.Tensor of binary images")
-        shape = self.config.x_shape
-        if x.dim() == 2 and x.shape[1] == self.config.x_dim:
-            return x.reshape(-1, *shape)
-        if x.dim() != 4 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"x: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))})")
-        return x
-
-    def encode(self, x: Tensor) -> Posterior:
-        r""":math:`q_w(z\mid x)`: ``mu``, ``logvar`` ``(B, m)``."""
-        return self.encoder(self._images(x))
+        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components)
 
     def decode(self, z: Tensor) -> AutoregressivePixels:
         r""":math:`p_\theta(x\mid z)` for latents ``(..., B, m)``; call ``.log_prob(x)`` or ``.sample()``."""
@@ -130,50 +123,8 @@ class AutoregressiveVAE(nn.Module):
             cond = self.z_to_map(cond).unflatten(-1, (c.cond_map, *c.x_shape[1:]))  # (N, cond_map, H, W)
         return AutoregressivePixels(self.decoder, cond, tuple(z.shape[:-1]), c.x_shape)
 
-    def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, *, free_bits: float = 0.0,
-             free_bits_group: int = 1, generator: torch.Generator | None = None) -> ELBO:
-        """Per-example ``recon``, ``kl``, ``elbo`` ``(B,)``; ``total`` is minus the per-example training loss."""
-        x = self._images(x)
-        q = self.encoder(x)
-        z = q.sample(None if n_samples == 1 else check_positive_int("n_samples", n_samples), generator=generator)
-        recon = self.decode(z).log_prob(x)  # (B,) or (S, B)
-        if n_samples != 1:
-            recon = recon.mean(0)
-        kl_dims = kl_per_dimension(q.mu, q.logvar)  # (B, m): one KL per latent dimension
-        kl = kl_dims.sum(-1)
-        if free_bits > 0:
-            # the floor acts on batch means, so the penalty is one number for the batch (broadcast to (B,))
-            total = recon - beta * free_bits_kl(kl_dims, free_bits, group_size=free_bits_group)
-        else:
-            total = recon - beta * kl
-        return ELBO(recon, kl, recon - kl, total)
-
-    def loss(self, x: Tensor, beta: float = 1.0, free_bits: float = 0.0, free_bits_group: int = 1,
-             n_samples: int = 1) -> LossTerms:
-        r"""The :func:`~vae_course.train.fit` protocol: minus the mean of ``recon - beta * R`` (module doc)."""
-        t = self.elbo(x, beta=beta, n_samples=n_samples, free_bits=free_bits, free_bits_group=free_bits_group)
-        loss = -t.total.mean()
-        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
-
-    def forward(self, x: Tensor) -> ELBO:
-        return self.elbo(x)
-
-    def log_weights(self, x: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Importance log-weights :math:`\log p(x\mid z_i) + \log p(z_i) - \log q(z_i\mid x)`, ``(k, B)`` (IWAE)."""
-        x = self._images(x)
-        q = self.encoder(x)
-        z = q.sample(check_positive_int("k", k), generator=generator)  # (k, B, m)
-        return self.decode(z).log_prob(x) + D.log_normal_std(z, validate=False) - q.log_prob(z)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, z: Tensor | None = None, noise: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        r""":math:`z\sim\mathcal N(0, I)` (or the given ``z`` ``(n, m)``), then :math:`x\sim p_\theta(x\mid z)` pixel by
-        pixel; ``noise``: uniforms broadcastable to ``(n, C, H, W)``, shared noise isolates the effect of z."""
-        n = check_positive_int("n", n)
-        device = next(self.parameters()).device
-        if z is None:
-            z = torch.randn(n, self.config.z_dim, generator=generator, device=device)
-        elif z.shape != (n, self.config.z_dim):
-            raise ValueError(f"z: got shape {tuple(z.shape)}; need ({n}, {self.config.z_dim})")
-        return self.decode(z.to(device)).sample(generator, noise=noise)
+    def generate(self, z: Tensor, *, noise: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+        r"""Images for latents ``z`` ``(n, m)``, drawn pixel by pixel from :math:`p_\theta(x\mid z)`; ``noise``: uniforms
+        broadcastable to ``(n, C, H, W)`` (shared noise isolates the effect of z). :meth:`sample` calls it with
+        :math:`z\sim p(z)`."""
+        return self.decode(z).sample(generator, noise=noise)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
@@ -88,5 +88,3 @@ def build_model(name: str, config: dict[str, Any] | Any) -> nn.Module:
         config = config_from_dict(cls.config_class, config)
     return cls(config)
 
-
-Schedule = Callable[[int, int, int], dict]  # (epoch, step, n_steps) -> loss kwargs, e.g. {"beta": ...}

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import _activation, conv_sizes
+from .. import distributions as D
+from ..nets import activation as _activation
+from .encoders import conv_sizes
 
 __all__ = ["BernoulliPixels", "GaussianPixels", "PixelHead", "MLPDecoder", "ConvDecoder", "LinearDecoder",
            "LIKELIHOODS", "DECODER_VAR"]
@@ -73,8 +75,7 @@ class GaussianPixels(NamedTuple):
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         r""":math:`x = \mu + \sigma\odot\varepsilon`: the mean plus independent noise on every pixel."""
-        eps = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
-        return self.mean + self.std * eps
+        return D.reparameterize(self.mean, self.logvar, n_samples=None, generator=generator)
 
 
 class PixelHead(nn.Module):

@@ -18,69 +18,25 @@ Inputs are images ``(B, C, H, W)`` (or already flat ``(B, C*H*W)``). Taught in c
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import distributions as D
+from ..distributions import DiagonalGaussian
+from ..nets import activation as _activation
 
-__all__ = ["Posterior", "reparameterize", "MLPEncoder", "ConvEncoder", "LinearEncoder", "POSTERIOR_VAR",
-           "LOGVAR_RANGE", "ACTIVATIONS", "conv_sizes"]
+__all__ = ["MLPEncoder", "ConvEncoder", "LinearEncoder", "variance_head", "POSTERIOR_VAR", "LOGVAR_RANGE",
+           "conv_sizes"]
 
 POSTERIOR_VAR = ("exp", "softplus")
 LOGVAR_RANGE = (-30.0, 20.0)  # clamp of log sigma^2 for "exp": sigma^2 in [1e-13, 5e8], never 0 or inf
 MIN_POSTERIOR_VAR = 1e-4  # floor of sigma^2 for "softplus"
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
-class Posterior(NamedTuple):
-    r"""A diagonal Gaussian :math:`q(z\mid x)`: ``mu`` and ``logvar`` :math:`=\log\sigma^2`, both ``(B, m)``."""
-
-    mu: Tensor
-    logvar: Tensor
-
-    @property
-    def std(self) -> Tensor:
-        r""":math:`\sigma = e^{\ell/2}` (not :math:`e^{\ell}`, which is the variance)."""
-        return torch.exp(0.5 * self.logvar)
-
-    def sample(self, n_samples: int | None = None, *, eps: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """Reparameterised draws: ``(B, m)``, or ``(n_samples, B, m)``; see :func:`reparameterize`."""
-        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator)
-
-    def log_prob(self, z: Tensor) -> Tensor:
-        r""":math:`\log q(z\mid x)`, ``z`` ``(..., B, m)`` -> ``(..., B)``."""
-        return D.log_normal_diag(z, self.mu, self.logvar, validate=False)
-
-    def kl(self) -> Tensor:
-        r""":math:`\mathrm{KL}(q(z\mid x)\,\|\,\mathcal N(0, I))`, closed form, ``(B,)``."""
-        return D.kl_normal_std(self.mu, self.logvar, validate=False)
-
-
-def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, eps: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
-    r"""A draw of :math:`\mathcal N(\mu, \mathrm{diag}\,\sigma^2)` that gradients flow through.
-
-    .. math:: z = \mu + \sigma\odot\varepsilon,\qquad \sigma = e^{\ell/2},\quad \varepsilon\sim\mathcal N(0, I)
-
-    Args:
-        mu, logvar: ``(B, m)``.
-        n_samples: None for one draw ``(B, m)``; an int S for ``(S, B, m)``.
-        eps: the noise to use (shape of the result); drawn with ``generator`` if None.
-    """
-    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
-    if eps is None:
-        eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=mu.device)
-    elif eps.shape != torch.Size(shape):
-        raise ValueError(f"eps: got shape {tuple(eps.shape)}; need {tuple(shape)}")
-    return mu + torch.exp(0.5 * logvar) * eps  # (..., B, m)
-
-
-def _variance_head(a: Tensor, kind: str) -> Tensor:
-    """Unconstrained ``a`` -> log-variance, positive variance by construction (see module doc)."""
+def variance_head(a: Tensor, kind: str) -> Tensor:
+    """Unconstrained network outputs ``a`` -> log-variances :math:`\\log\\sigma^2`, so that the variance is positive
+    for every input and every weight: ``kind`` "exp" (a clamped :math:`\\sigma^2 = e^{a}`) or "softplus"
+    (:math:`\\sigma^2 = \\operatorname{softplus}(a) + 10^{-4}`); see the module doc."""
     if kind == "exp":
         return a.clamp(*LOGVAR_RANGE)
     return torch.log(F.softplus(a) + MIN_POSTERIOR_VAR)
@@ -90,12 +46,6 @@ def _check_kind(posterior_var: str) -> str:
     if posterior_var not in POSTERIOR_VAR:
         raise ValueError(f"posterior_var: got {posterior_var!r}; need one of {POSTERIOR_VAR}")
     return posterior_var
-
-
-def _activation(name: str) -> nn.Module:
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation: got {name!r}; need one of {tuple(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
 
 
 def conv_sizes(x_shape: tuple[int, int, int]) -> tuple[int, int]:
@@ -118,9 +68,9 @@ class _GaussianEncoder(nn.Module):
     def trunk(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> Posterior:
+    def forward(self, x: Tensor) -> DiagonalGaussian:
         mu, a = self.head(self.trunk(x)).chunk(2, dim=-1)  # (B, m) each
-        return Posterior(mu, _variance_head(a, self.posterior_var))
+        return DiagonalGaussian(mu, variance_head(a, self.posterior_var))
 
 
 class MLPEncoder(_GaussianEncoder):

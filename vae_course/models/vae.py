@@ -1,15 +1,10 @@
-r"""The variational autoencoder (Kingma & Welling, 2014; Rezende, Mohamed & Wierstra, 2014).
+r"""The variational autoencoder (Kingma & Welling, 2014; Rezende, Mohamed & Wierstra, 2014), chapter 5.
 
 An encoder :math:`q_w(z\mid x) = \mathcal N(\mu_w(x), \mathrm{diag}\,\sigma^2_w(x))`, a decoder
-:math:`p_\theta(x\mid z)` and the prior :math:`p(z) = \mathcal N(0, I_m)`, trained by maximising
-the evidence lower bound, one estimate per data point:
-
-.. math:: \mathrm{ELBO}(x) = \underbrace{\mathbb E_{q_w(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{\texttt{recon}}
-          - \underbrace{\mathrm{KL}\big(q_w(z\mid x)\,\|\,\mathcal N(0, I)\big)}_{\texttt{kl}} \le \log p_\theta(x).
-
-The expectation is estimated with ``n_samples`` reparameterised draws
-:math:`z = \mu + \sigma\odot\varepsilon`; the KL is the closed form
-:math:`\tfrac12\sum_j(\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2)`. The beta-weighted objective
+:math:`p_\theta(x\mid z)` (:mod:`vae_course.models.decoders`) and a prior :math:`p(z)`, :math:`\mathcal N(0, I_m)` by
+default (:mod:`vae_course.models.priors`), trained by maximising the evidence lower bound; the ELBO, the loss
+and the importance weights come from :class:`~vae_course.models.vae_base.VAEBase`. The KL to the standard normal is
+the closed form :math:`\tfrac12\sum_j(\sigma_j^2 + \mu_j^2 - 1 - \log\sigma_j^2)`. The beta-weighted objective
 ``total = recon - beta * kl`` (Higgins et al., 2017) equals the ELBO at ``beta = 1``.
 
 ``deterministic=True`` turns the model into a **vanilla autoencoder**: :math:`z = \mu_w(x)` (no
@@ -20,18 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .. import distributions as D
+from ..nets import ACTIVATIONS
 from ..utils import check_positive_int
-from .base import LossTerms, register_model
+from .base import register_model
 from .decoders import DECODER_VAR, LIKELIHOODS, ConvDecoder, LinearDecoder, MLPDecoder, PixelHead
-from .encoders import ACTIVATIONS, POSTERIOR_VAR, ConvEncoder, LinearEncoder, MLPEncoder, Posterior
+from .encoders import POSTERIOR_VAR, ConvEncoder, LinearEncoder, MLPEncoder
+from .priors import PRIORS, build_prior
+from .vae_base import ELBO, VAEBase
 
-__all__ = ["VAEConfig", "VAE", "ELBO", "ARCHS"]
+__all__ = ["VAEConfig", "VAE", "ARCHS"]
 
 ARCHS = ("mlp", "conv", "linear")
 
@@ -52,6 +48,8 @@ class VAEConfig:
     posterior_var: str = "exp"  # q(z|x) variance: "exp" (sigma^2 = e^a) or "softplus" (softplus(a) + 1e-4)
     deterministic: bool = False  # True: vanilla autoencoder, z = mu(x), no noise and no KL
     channels: tuple[int, int] = (32, 64)  # conv only: channels of the two conv layers
+    prior: str = "standard"  # p(z): "standard" (N(0, I)) or "mixture" (a learned mixture of Gaussians)
+    prior_components: int = 10  # mixture prior only: number of components
 
     def __post_init__(self) -> None:
         self.x_shape = tuple(self.x_shape)
@@ -62,10 +60,12 @@ class VAEConfig:
             check_positive_int(f"x_shape[{i}]", s)
         check_positive_int("z_dim", self.z_dim)
         check_positive_int("hidden", self.hidden)
+        check_positive_int("prior_components", self.prior_components)
         for name, value, allowed in (("arch", self.arch, ARCHS), ("activation", self.activation, tuple(ACTIVATIONS)),
                                      ("likelihood", self.likelihood, LIKELIHOODS),
                                      ("decoder_var", self.decoder_var, DECODER_VAR),
-                                     ("posterior_var", self.posterior_var, POSTERIOR_VAR)):
+                                     ("posterior_var", self.posterior_var, POSTERIOR_VAR),
+                                     ("prior", self.prior, PRIORS)):
             if value not in allowed:
                 raise ValueError(f"{name}: got {value!r}; need one of {allowed}")
         if self.likelihood == "bernoulli" and self.decoder_var != "fixed":
@@ -79,18 +79,8 @@ class VAEConfig:
         return c * h * w
 
 
-class ELBO(NamedTuple):
-    r"""Per-example terms ``(B,)`` in nats: ``recon`` :math:`\hat{\mathbb E}_q\log p(x\mid z)`, ``kl``,
-    ``elbo = recon - kl`` and ``total = recon - beta * kl`` (the objective that was maximised)."""
-
-    recon: Tensor
-    kl: Tensor
-    elbo: Tensor
-    total: Tensor
-
-
 @register_model
-class VAE(nn.Module):
+class VAE(VAEBase):
     """A VAE built from a :class:`VAEConfig` (or keyword overrides: ``VAE(z_dim=2)``).
 
     Images are ``(B, C, H, W)`` (flat ``(B, C*H*W)`` is accepted); latents ``(B, m)``.
@@ -114,75 +104,35 @@ class VAE(nn.Module):
         else:
             self.encoder = LinearEncoder(c.x_dim, c.z_dim, c.posterior_var)
             self.decoder = LinearDecoder(c.z_dim, c.x_shape, k)
-
-    # ------------------------------------------------------------ the two halves
-    def _images(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x: got {type(x).__name__}{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}; "
-                            "need a floating torch.Tensor of images")
-        shape = self.config.x_shape
-        if x.dim() == 2 and x.shape[1] == self.config.x_dim:
-            return x.reshape(-1, *shape)
-        if x.dim() != 4 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"x: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))}) or (B, {self.config.x_dim})")
-        return x
-
-    def encode(self, x: Tensor) -> Posterior:
-        r""":math:`q_w(z\mid x)`: a :class:`~vae_course.models.encoders.Posterior` with ``mu``, ``logvar`` ``(B, m)``."""
-        return self.encoder(self._images(x))
+        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components)
 
     def decode(self, z: Tensor):
         r""":math:`p_\theta(x\mid z)` for latents ``(..., m)``: Bernoulli or Gaussian pixels ``(..., C, H, W)``."""
         return self.head(self.decoder(z))
 
-    # ------------------------------------------------------------ the objective
-    def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, *, generator: torch.Generator | None = None) -> ELBO:
-        r"""Per-example ELBO terms for a batch ``x`` ``(B, C, H, W)``; ``n_samples`` draws of :math:`z` per example."""
+    def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, **kwargs) -> ELBO:
+        r"""Per-example ELBO terms (:meth:`VAEBase.elbo <vae_course.models.vae_base.VAEBase.elbo>`); for the
+        deterministic autoencoder :math:`z = \mu(x)` and the loss is the reconstruction alone."""
+        if not self.config.deterministic:
+            return super().elbo(x, beta, n_samples, **kwargs)
         x = self._images(x)
-        q = self.encoder(x)
-        if self.config.deterministic:  # vanilla AE: z = mu(x), the loss is the reconstruction alone
-            recon = self.decode(q.mu).log_prob(x)  # (B,)
-            kl = torch.zeros_like(recon)
-            return ELBO(recon, kl, recon, recon)
-        z = q.sample(None if n_samples == 1 else check_positive_int("n_samples", n_samples), generator=generator)
-        recon = self.decode(z).log_prob(x)  # (B,) or (S, B)
-        if n_samples != 1:
-            recon = recon.mean(0)
-        kl = q.kl()  # (B,), closed form
-        elbo = recon - kl
-        return ELBO(recon, kl, elbo, elbo if beta == 1 else recon - beta * kl)
-
-    def loss(self, x: Tensor, beta: float = 1.0, n_samples: int = 1) -> LossTerms:
-        """``-mean(total)`` over the batch, with the mean terms for the history (the :func:`~vae_course.train.fit` protocol)."""
-        t = self.elbo(x, beta=beta, n_samples=n_samples)
-        loss = -t.total.mean()
-        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
-
-    def forward(self, x: Tensor) -> ELBO:
-        return self.elbo(x)
+        recon = self.decode(self.encoder(x).mu).log_prob(x)  # (B,): z = mu(x), no noise and no KL
+        kl = torch.zeros_like(recon)
+        return ELBO(recon, kl, recon, recon)
 
     def log_weights(self, x: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""Importance log-weights :math:`\log p(x\mid z_i) + \log p(z_i) - \log q(z_i\mid x)`, :math:`z_i\sim q`:
-        ``(k, B)``. Their log-mean-exp is the IWAE bound (:func:`vae_course.evaluate.log_likelihood`)."""
         if self.config.deterministic:
             raise ValueError("log_weights: this model is a deterministic autoencoder (deterministic=True); it has no "
                              "q(z|x) and no likelihood bound")
-        x = self._images(x)
-        q = self.encoder(x)
-        z = q.sample(check_positive_int("k", k), generator=generator)  # (k, B, m)
-        return self.decode(z).log_prob(x) + D.log_normal_std(z, validate=False) - q.log_prob(z)
+        return super().log_weights(x, k, generator=generator)
+
+    log_weights.__doc__ = VAEBase.log_weights.__doc__
 
     # ------------------------------------------------------------ generation
-    @torch.no_grad()
-    def sample(self, n: int, *, mean: bool = True, generator: torch.Generator | None = None,
-               z: Tensor | None = None) -> Tensor:
-        r"""Sample_VAE: :math:`z\sim\mathcal N(0, I)`, then the decoder mean :math:`\mathbb E[x\mid z]`
-        (``mean=True``) or a draw :math:`x\sim p_\theta(x\mid z)`. Returns ``(n, C, H, W)``."""
-        n = check_positive_int("n", n)
-        device = next(self.parameters()).device
-        if z is None:
-            z = torch.randn(n, self.config.z_dim, generator=generator, device=device)
-        p = self.decode(z.to(device))
+    def generate(self, z: Tensor, *, mean: bool = True, generator: torch.Generator | None = None) -> Tensor:
+        r"""Images for latents ``z`` ``(n, m)``: the decoder mean :math:`\mathbb E[x\mid z]` (``mean=True``, what the
+        book shows) or a draw :math:`x\sim p_\theta(x\mid z)`. :meth:`sample` calls it with :math:`z\sim p(z)`."""
+        p = self.decode(z)
         return p.mean if mean else p.sample(generator)
 
     @torch.no_grad()
@@ -192,5 +142,4 @@ class VAE(nn.Module):
         decoder mean (or a draw if ``mean=False``). ``(B, C, H, W)`` -> ``(B, C, H, W)``."""
         q = self.encode(x)
         z = q.sample(generator=generator) if sample_latent and not self.config.deterministic else q.mu
-        p = self.decode(z)
-        return p.mean if mean else p.sample(generator)
+        return self.generate(z, mean=mean, generator=generator)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .. import collapse as C
+from .. import objectives as O
 from ..models.masked import PixelCNN, causal_mask
 from .common import image_grid, new_axes
 
@@ -85,11 +86,11 @@ def warmup_plot(n_steps: int, total_steps: int, *, histories: Mapping[str, Any] 
         axes = axes[0]
     t = np.arange(total_steps + 1)
     colour = {"linear": "C1", "sigmoid": "C2"}  # the same colours mark the runs with that warm-up on the right
-    for kind in C.WARMUP_KINDS:
-        beta = [C.warmup_beta(kind, s, n_steps) for s in t]
+    for kind in O.WARMUP_KINDS:
+        beta = [O.warmup_beta(kind, s, n_steps) for s in t]
         axes[0].plot(t, beta, label=kind, color=colour[kind])
         if step is not None:
-            axes[0].plot([step], [C.warmup_beta(kind, step, n_steps)], "o", color=colour[kind])
+            axes[0].plot([step], [O.warmup_beta(kind, step, n_steps)], "o", color=colour[kind])
     axes[0].set_xlabel("optimiser step")
     axes[0].set_ylabel("KL weight beta")
     axes[0].set_title(f"KL warm-up over {n_steps} of {total_steps} steps")

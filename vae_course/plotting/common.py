@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "new_axes", "score_histograms"]
+__all__ = ["image_grid", "new_axes", "score_histograms", "history_curves"]
 
 
 def new_axes(ax=None, figsize=(5, 4)):
@@ -80,5 +80,27 @@ def score_histograms(scores: Mapping[str, Tensor], *, ax=None, bins: int = 40, x
         ax.hist(v.clamp(min=lo).numpy(), bins=edges, alpha=0.6, label=f"{name} (mean {v.mean():.0f})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def history_curves(history, term: str = "loss", ax=None, *, label: str | None = None, logy: bool = False):
+    """Train (solid) and test (dashed, markers) curves of ``term`` of a :class:`~vae_course.history.History`
+    against the epoch. Returns the axes."""
+    ax = new_axes(ax, figsize=(5, 3.5))
+    name = label or term
+    if term in history.train:
+        line, = ax.plot(range(1, len(history.train[term]) + 1), history.train[term], label=f"{name} (train)")
+        colour = line.get_color()
+    else:
+        colour = None
+    if term in history.test:
+        ax.plot(history.test_epochs, history.test[term], "o--", ms=3, color=colour, label=f"{name} (test)")
+    if term not in history.train and term not in history.test:
+        raise ValueError(f"term: got {term!r}; recorded terms: {sorted(set(history.train) | set(history.test))}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{term} (nats per example)")
+    if logy:
+        ax.set_yscale("log")
     ax.legend(fontsize=8)
     return ax

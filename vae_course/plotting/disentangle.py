@@ -5,7 +5,7 @@ A **latent traversal** decodes :math:`z` with one coordinate :math:`z_j` swept o
 others stay fixed (at the encoder mean of one image, or at 0); one row per latent, ordered by the
 latent's KL, so the informative latents come first (Higgins et al., 2017, fig. 7).
 Sweep results are lists of dicts with keys such as ``beta``, ``seed``, ``rate``, ``distortion``, ``mig``
-(:func:`vae_course.disentangle.sweep_beta` writes them).
+(:func:`vae_course.experiments.beta_sweep.sweep_beta` writes them).
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from .. import sprites as S
 from .common import image_grid, new_axes
 
 __all__ = ["factor_traversals", "latent_traversal", "traversal_point", "kl_bars", "mi_heatmap",
@@ -25,8 +27,6 @@ __all__ = ["factor_traversals", "latent_traversal", "traversal_point", "kl_bars"
 def factor_traversals(base: Sequence[int] = (0, 3, 2, 3, 4), *, levels: dict[str, int] | None = None, ax=None):
     """One row per generative factor of the sprites: ``base`` (5 level indices) with that factor run over
     all its levels (shorter rows are padded with blank images)."""
-    from .. import sprites as S
-
     sizes = S.factor_sizes(levels)
     width = max(sizes)
     rows = []
@@ -94,8 +94,6 @@ def traversal_point(model, rank: int, value: float, *, kl: Tensor | None = None,
                     n_steps: int = 9, lim: float = 2.5, axes=None):
     """Left: the decoder mean with the latent of KL rank ``rank`` (0 = largest KL) set to ``value``; right: the
     full :func:`latent_traversal` with that row framed. ``axes``: two axes."""
-    from matplotlib.patches import Rectangle
-
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9.5, 4.2), gridspec_kw={"width_ratios": [1, 2.2]})
     m = model.config.z_dim

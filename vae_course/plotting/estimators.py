@@ -3,7 +3,7 @@ gradient, variance against the number of samples or the dimension (log-log), sta
 and the categorical estimators' mean gradients against the exact one."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np

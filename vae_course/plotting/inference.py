@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..inference import (AmortizedFit, BoundGap, InferenceGaps, LinearGaussianModel, MonteCarloEstimate, PerSampleFit,
-                         bound_gap)
+from ..inference import AmortizedFit, BoundGap, InferenceGaps, PerSampleFit, bound_gap
+from ..information import MonteCarloEstimate
+from ..linear_gaussian import LinearGaussianModel
 from .common import new_axes
 
 __all__ = ["plot_bound_gap", "plot_q_vs_posterior", "plot_kl_comparison", "plot_inference_gaps"]
@@ -117,7 +118,7 @@ def plot_kl_comparison(logvar: Tensor, curves: Mapping[str, Tensor], *, mc: Mont
         ax.plot(lv, _np(values), label=name, **style)
     if mc is not None:
         step = max(1, len(lv) // 12)
-        ax.errorbar(lv[::step], _np(mc.mean)[::step], yerr=2 * _np(mc.stderr)[::step], fmt="o", color=C_Q,
+        ax.errorbar(lv[::step], _np(mc.value)[::step], yerr=2 * _np(mc.std_error)[::step], fmt="o", color=C_Q,
                     ms=5, capsize=3, label="Monte Carlo (±2 s.e.)")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(r"$\log\sigma^2$")

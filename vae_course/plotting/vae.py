@@ -8,8 +8,8 @@ the means :math:`\mathbb E[x\mid z]`.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
+from matplotlib.colors import LogNorm
 from torch import Tensor
 
 from .common import image_grid, new_axes
@@ -110,11 +110,11 @@ def reconstructions(model, x: Tensor, *, ax=None, title: str | None = None):
 
 @torch.no_grad()
 def means_vs_samples(model, n: int = 8, *, generator: torch.Generator | None = None, axes=None, z: Tensor | None = None):
-    r"""For the same latents :math:`z\sim\mathcal N(0,I)`: the decoder means :math:`\mathbb E[x\mid z]` (top) and
+    r"""For the same latents :math:`z\sim p(z)` (the model's prior): the decoder means :math:`\mathbb E[x\mid z]` (top) and
     draws :math:`x\sim p(x\mid z)` (bottom), the two things "a sample" of a VAE can mean."""
     model.eval()
     if z is None:
-        z = torch.randn(n, model.config.z_dim, generator=generator)
+        z = model.prior.sample(n, generator=generator)
     p = model.decode(z.to(_device(model)))
     ax = new_axes(axes, (10, 2.4))
     draws = p.sample(generator) if generator is not None and generator.device == p.mean.device else p.sample()
@@ -127,8 +127,6 @@ def means_vs_samples(model, n: int = 8, *, generator: torch.Generator | None = N
 def decoder_std_map(model, x: Tensor, *, ax=None, title: str | None = None, vmin: float = 1e-3, vmax: float = 1.0):
     r"""The decoder's standard deviation :math:`\sigma_j(\mu(x))` averaged over the images ``x``, per pixel, on a log
     colour scale (Gaussian likelihood only)."""
-    from matplotlib.colors import LogNorm
-
     model.eval()
     p = model.decode(model.encode(x.to(_device(model))).mu)
     if not hasattr(p, "std"):

@@ -1,10 +1,11 @@
 """Chapter 3 widget: move q's mean and log-variance and watch the ELBO, log p(x) and their gap."""
 from __future__ import annotations
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from torch import Tensor
 
-from ..inference import LinearGaussianModel
+from ..linear_gaussian import LinearGaussianModel
 from ..plotting.inference import plot_q_vs_posterior
 
 __all__ = ["q_posterior_widget"]
@@ -15,8 +16,6 @@ def q_posterior_widget(model: LinearGaussianModel, x: Tensor, *, mu_range: tuple
     """Sliders for ``mu_q`` and ``logvar_q`` of a 1-D q, redrawing
     :func:`~vae_course.plotting.plot_q_vs_posterior` for the observation ``x`` ``(d,)``.
     Returns the ``ipywidgets.interactive`` object."""
-    import ipywidgets as widgets
-
     if model.z_dim != 1:
         raise ValueError(f"model: got z_dim = {model.z_dim}; this widget needs a 1-D latent (z_dim = 1)")
     m0 = model.posterior(x).mu.item()

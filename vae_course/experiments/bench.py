@@ -28,10 +28,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
-from .data import ImageData
-from .utils import check_positive_int, get_device
+from .. import data as vc_data
+from ..data import ImageData
+from ..distributions import reparameterize
+from ..models import VAE
+from ..train import evaluate_loss, fit, make_optimizer
+from ..utils import check_positive_int, get_device
 
 __all__ = ["BaselineVAE", "PerItemImages", "baseline_loss", "baseline_epoch", "baseline_fit", "baseline_test_loss",
            "gemm_roofline", "forward_flops", "BenchResult", "run_bench", "QualityResult", "compare_at_equal_time"]
@@ -49,8 +54,6 @@ class PerItemImages(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        from PIL import Image
-
         img = Image.fromarray(self.images[i], mode="L")
         # what torchvision's ToTensor does with a greyscale PIL image: HWC uint8 -> CHW float / 255
         x = torch.from_numpy(np.array(img, np.uint8, copy=True)).view(img.size[1], img.size[0], 1)
@@ -78,7 +81,7 @@ class BaselineVAE(nn.Module):
     def forward(self, x: Tensor):
         h = self.act(self.enc(x.view(-1, self.x_dim)))
         mu, logvar = self.enc_mu(h), self.enc_logvar(h)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = reparameterize(mu, logvar)
         return torch.sigmoid(self.dec_out(self.act(self.dec(z)))), mu, logvar
 
 
@@ -217,10 +220,6 @@ def run_bench(*, rounds: int = 3, device: str | torch.device | None = None, batc
 
     (a) and (b) train the same tanh network, so the difference is the loop alone.
     """
-    from . import data as vc_data
-    from .models import VAE
-    from .train import fit
-
     rounds = check_positive_int("rounds", rounds)
     device = get_device(device)
     data = data or vc_data.mnist5k()
@@ -242,7 +241,6 @@ def run_bench(*, rounds: int = 3, device: str | torch.device | None = None, batc
     flops = 3 * forward_flops(layers)
     return BenchResult(best["a"], best["b"], best["c"], best["gflops"], best["a"] / best["b"], best["a"] / best["c"],
                        (load0, os.getloadavg()[0]), str(device), torch.get_num_threads(), flops)
-
 
 
 # ---------------------------------------------------------------- equal wall time: which loop gets further?
@@ -267,10 +265,6 @@ def compare_at_equal_time(seconds: float, *, lr: float = 3e-3, seed: int = 0, de
                           data: ImageData | None = None) -> QualityResult:
     """Train the 784-400-20 tanh VAE with :func:`~vae_course.train.fit` and with the baseline loop for the same
     wall time (as chapter 5 does, same step size ``lr``); report both test losses."""
-    from . import data as vc_data
-    from .models import VAE
-    from .train import evaluate_loss, fit, make_optimizer
-
     device = get_device(device)
     data = data or vc_data.mnist5k(binarize="dynamic", seed=seed)
     torch.manual_seed(seed)
@@ -278,7 +272,7 @@ def compare_at_equal_time(seconds: float, *, lr: float = 3e-3, seed: int = 0, de
     opt, history, t0, epoch = make_optimizer(model, lr), None, time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
         history = fit(model, data.x_train, epochs=1, seed=seed + epoch, device=device, progress=False,
-                      optimizer=opt, history=history, binarize=True)  # one epoch at a time, to watch the clock
+                      optimizer=opt, history=history, binarize="dynamic")  # one epoch at a time, to watch the clock
         epoch += 1
     engine_loss = evaluate_loss(model, data.x_test.to(device))["loss"]
     baseline, baseline_loss, seen = baseline_fit(data, seconds=seconds, lr=lr, seed=seed, binarize=True, device=device)

@@ -1,4 +1,4 @@
-"""The experiment subcommands of ``vae-course``: ``train``, ``evaluate`` and ``bench`` (chapter 5).
+"""``vae-course train``, ``evaluate`` and ``bench``: train a chapter-5 VAE, score a checkpoint, time the engine.
 
     vae-course train --data mnist5k --z-dim 20 --epochs 30 --out runs/vae20
     vae-course train --idx-dir ~/data/mnist --epochs 50 --device cuda --out runs/full
@@ -18,7 +18,20 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["load_data", "find_idx_files", "add_subcommands", "train_command", "evaluate_command", "bench_command"]
+import torch
+from matplotlib.figure import Figure
+
+from .. import data as datasets
+from ..checkpoint import load_checkpoint
+from ..evaluate import elbo_per_example, log_likelihood
+from ..models import VAE, VAEConfig
+from ..plotting import history_curves, image_grid
+from ..train import fit
+from ..utils import get_device
+from .bench import compare_at_equal_time, run_bench
+
+__all__ = ["load_data", "find_idx_files", "add_train_arguments", "add_evaluate_arguments", "add_bench_arguments",
+           "train_command", "evaluate_command", "bench_command"]
 
 DATA = ("mnist5k", "digits", "mnist")
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -41,37 +54,26 @@ def find_idx_files(idx_dir: str | os.PathLike) -> list[Path]:
 
 def load_data(name: str = "mnist5k", *, idx_dir: str | None = None, binarize: str = "dynamic", seed: int = 0):
     """``mnist5k`` (default), ``digits`` (8x8, fastest) or ``mnist`` (full MNIST from IDX files in ``idx_dir``)."""
-    from . import data
-
     if name == "digits":
-        return data.digits(binarize=binarize, seed=seed)
+        return datasets.digits(binarize=binarize, seed=seed)
     if name == "mnist5k":
-        return data.mnist5k(binarize=binarize, seed=seed)
+        return datasets.mnist5k(binarize=binarize, seed=seed)
     if name == "mnist":
         if idx_dir is None:
             raise ValueError("--data mnist: needs --idx-dir pointing at the MNIST IDX files (nothing is downloaded)")
         tr_x, tr_y, te_x, te_y = find_idx_files(idx_dir)
-        return data.mnist_idx(tr_x, tr_y, test_images_path=te_x, test_labels_path=te_y, binarize=binarize, seed=seed)
+        return datasets.mnist_idx(tr_x, tr_y, test_images_path=te_x, test_labels_path=te_y, binarize=binarize, seed=seed)
     raise ValueError(f"--data: got {name!r}; need one of {DATA}")
 
 
 def _save_grid(images, path: Path, title: str, nrow: int = 8) -> None:
-    from matplotlib.figure import Figure
-
-    from .plotting import image_grid
-
     fig = Figure(figsize=(6, 6 * (len(images) // nrow) / nrow + 0.4))
     image_grid(images.clamp(0, 1).cpu(), nrow=nrow, ax=fig.subplots(), title=title)
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from matplotlib.figure import Figure
-
-    from .models import VAE, VAEConfig
-    from .train import fit
-    from .utils import get_device
-
+    """``vae-course train``: train a VAE with :func:`vae_course.train.fit`; write checkpoint, history and grids."""
     name = args.data or ("mnist" if args.idx_dir else "mnist5k")
     binarize = args.binarize or ("dynamic" if args.likelihood == "bernoulli" else "none")
     try:
@@ -86,8 +88,6 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    import torch
-
     torch.manual_seed(args.seed)
     model = VAE(config)
     extra = {"data": name, "binarize": binarize, "seed": args.seed, "idx_dir": args.idx_dir}
@@ -99,7 +99,7 @@ def train_command(args: argparse.Namespace) -> int:
                   checkpoint_extra=extra)
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     fig = Figure(figsize=(5, 3.5))
-    history.plot("loss", ax=fig.subplots())
+    history_curves(history, "loss", ax=fig.subplots())
     fig.savefig(out / "loss.png", dpi=100, bbox_inches="tight")
     model.eval()
     g = torch.Generator(device=device).manual_seed(args.seed)
@@ -116,12 +116,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from .checkpoint import load_checkpoint
-    from .evaluate import elbo_per_example, log_likelihood
-    from .utils import get_device
-
+    """``vae-course evaluate``: the ELBO and the IWAE bound of a checkpoint on its test set."""
     try:
         device = get_device(args.device)
         model, config, _, extra = load_checkpoint(args.checkpoint, map_location=device, return_extra=True)
@@ -148,8 +143,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    from .bench import compare_at_equal_time, run_bench
-
+    """``vae-course bench``: samples/s of the engine, a DataLoader baseline and the GEMM roofline."""
     result = run_bench(rounds=args.rounds, device=args.device)
     print(f"load average (1, 5, 15 min) at start: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(result.report())
@@ -159,10 +153,8 @@ def bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_subcommands(sub) -> None:
-    """Register ``train``, ``evaluate`` and ``bench`` on an argparse subparsers object."""
-    p = sub.add_parser("train", help="train a VAE and write checkpoint, history and sample grids",
-                       description="Train a VAE with vae_course.train.fit; outputs go to --out.")
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``vae-course train``."""
     p.add_argument("--data", choices=DATA, default=None, help="data set (default mnist5k, or mnist with --idx-dir)")
     p.add_argument("--idx-dir", default=None, help="folder with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...)")
     p.add_argument("--binarize", choices=("none", "static", "dynamic"), default=None,
@@ -182,10 +174,10 @@ def add_subcommands(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--out", default="runs/vae", help="output folder (default runs/vae)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=train_command)
 
-    p = sub.add_parser("evaluate", help="IWAE log-likelihood of a checkpoint on its test set",
-                       description="Estimate log p(x) on the test set with the importance-weighted bound (Burda et al., 2016).")
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``vae-course evaluate``."""
     p.add_argument("checkpoint", help="a checkpoint.pt written by `vae-course train`")
     p.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
     p.add_argument("--n", type=int, default=None, help="use only the first N test images")
@@ -193,12 +185,11 @@ def add_subcommands(sub) -> None:
     p.add_argument("--idx-dir", default=None, help="folder with the MNIST IDX files (for --data mnist)")
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.set_defaults(func=evaluate_command)
 
-    p = sub.add_parser("bench", help="samples/s: fit engine vs a DataLoader baseline vs the GEMM roofline",
-                       description="Benchmark the 784-400-20 MLP VAE at batch 128 on mnist5k (see vae_course/bench.py).")
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``vae-course bench``."""
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each is kept (default 5)")
     p.add_argument("--quality", type=float, default=0.0, metavar="SECONDS",
                    help="also train engine and baseline for SECONDS of wall time each and compare test bounds")
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.set_defaults(func=bench_command)

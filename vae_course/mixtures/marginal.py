@@ -1,30 +1,15 @@
-r"""Chapter 2: latent-variable generators are (infinite) Gaussian mixtures.
+r"""The marginal of a latent-variable generator, by quadrature or Monte Carlo, and maximum likelihood through it
+(chapter 2).
 
-A probabilistic generator draws :math:`z \sim P(z)`, computes :math:`\mu = G_w(z)` and samples
-:math:`x \sim \mathcal N(\mu, s^2 I)`. Its model density is the marginal
+A generator with :math:`z\sim P(z)` and :math:`x\mid z\sim\mathcal N(G_w(z), s^2 I)` has the density
 
 .. math:: P_w(x) = \int \mathcal N\big(x;\, G_w(z),\, s^2 I\big)\, P(z)\, dz
-          = \mathbb E_{z\sim P(z)}\big[p_w(x \mid z)\big],
+          \approx \sum_k w_k\, p_w(x\mid z_k),
 
-a mixture of Gaussians with one component per value of :math:`z`. This module holds
-
-* the **threshold generator** (:class:`ThresholdGenerator`): :math:`z\sim U[0,1]`,
-  :math:`\mu = \mathbb 1[z\ge\theta]`, whose marginal is exactly
-  :math:`\theta\,\mathcal N(x;0,1) + (1-\theta)\,\mathcal N(x;1,1)`;
-* finite mixtures (:func:`mixture_density`, :func:`mixture_log_density`);
-* the marginal of a generator by **quadrature** over a latent grid (:func:`latent_grid`,
-  :func:`log_marginal_quadrature`) or by **Monte Carlo** (:func:`log_marginal_mc`), both as a
-  weighted log-sum-exp, :math:`\log P_w(x) \approx \operatorname{logsumexp}_k\big(\log w_k +
-  \log p_w(x\mid z_k)\big)`, with :math:`w_k = 1/K` for Monte Carlo;
-* maximum-likelihood fitting of :math:`G_w` through that marginal (:func:`fit_marginal_likelihood`)
-  and the closed-form best single Gaussian (:func:`fit_single_gaussian`);
-* the **naive estimator** :math:`\hat P(x) = \frac1K\sum_k p(x\mid z_k)`, :math:`z_k\sim P(z)`, on a
-  linear-Gaussian model whose :math:`P(x)` is exact (:func:`linear_gaussian`,
-  :func:`naive_marginal_estimate`, :func:`effective_sample_size`, :func:`naive_estimator_study`),
-  to measure how it collapses as the latent dimension grows.
-
-References: Bishop (2006), sec. 2.3.9, 9.2 and 12.2; Tomczak (2022), ch. 4; Kingma & Welling (2014),
-sec. 2; Owen (2013), ch. 9 (effective sample size).
+computed in log space as a weighted log-mean-exp (:func:`vae_course.distributions.log_mean_exp`) over a latent
+grid (:func:`latent_grid`, :func:`log_marginal_quadrature`) or over prior draws (:func:`log_marginal_mc`,
+:math:`w_k = 1/K`). :func:`fit_marginal_likelihood` maximises it; :func:`fit_single_gaussian` is the closed-form
+best single Gaussian; :func:`capacity_study` compares generators of growing size on a non-Gaussian target.
 """
 from __future__ import annotations
 
@@ -36,21 +21,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import _validate as check
-from .distributions import log_normal_diag, log_normal_full
-from .inference import LinearGaussianModel
-from .utils import check_positive_int, make_generator
+from .. import _validate as check
+from .. import data
+from ..distributions import LOG_2PI, log_mean_exp, log_normal_diag, log_normal_full
+from ..generators import ProbabilisticGenerator
+from ..utils import check_positive_int, make_generator
 
 __all__ = [
-    "ThresholdGenerator", "threshold_density", "mixture_density", "mixture_log_density", "FunctionNet",
-    "LatentGrid", "latent_grid", "log_likelihood_matrix", "log_weighted_mean_exp",
-    "log_marginal_quadrature", "log_marginal_mc", "FitHistory", "fit_marginal_likelihood",
-    "GaussianFit", "fit_single_gaussian", "CapacityStudy", "capacity_study", "quantile_generator_1d",
-    "linear_gaussian", "naive_relative_variance", "NaiveEstimate", "naive_marginal_estimate",
-    "naive_marginal_repeats", "effective_sample_size", "relative_error", "NaiveStudy", "naive_estimator_study",
+    "LatentGrid", "latent_grid", "log_likelihood_matrix", "log_marginal_quadrature", "log_marginal_mc",
+    "FitHistory", "fit_marginal_likelihood", "GaussianFit", "fit_single_gaussian", "CapacityStudy", "capacity_study",
+    "quantile_generator_1d",
 ]
 
-LOG_2PI = math.log(2 * math.pi)
 UNIFORM_GRID_HALF_WIDTH = 8.0  # rule="uniform" covers [-8, 8]: the prior mass outside is 1e-15
 MAX_GRID_NODES = 1_000_000  # a tensor-product grid with more nodes than this is refused (n**m grows too fast)
 # Adam with a short second-moment memory: the first gradients are huge (data far from the initial G), and with
@@ -58,114 +40,6 @@ MAX_GRID_NODES = 1_000_000  # a tensor-product grid with more nodes than this is
 ADAM_BETAS = (0.9, 0.9)
 
 
-# ------------------------------------------------------------------ finite mixtures
-def mixture_log_density(x: Tensor, weights: Sequence[float] | Tensor, means: Sequence[float] | Tensor,
-                        stds: Sequence[float] | Tensor) -> Tensor:
-    r"""Log-density of a 1-D Gaussian mixture, elementwise in ``x``.
-
-    .. math:: \log \sum_k \pi_k\, \mathcal N(x;\, m_k, s_k^2)
-              = \operatorname{logsumexp}_k\Big(\log\pi_k - \tfrac12\log 2\pi - \log s_k
-              - \frac{(x-m_k)^2}{2 s_k^2}\Big)
-
-    Args:
-        x: points, any shape (each entry is one point).
-        weights: ``(K,)`` mixing weights, non-negative, summing to 1.
-        means: ``(K,)`` component means; stds: ``(K,)`` component standard deviations (> 0).
-    Returns:
-        log-densities with the shape of ``x``.
-    """
-    check.tensor("x", x)
-    w, m, s = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (weights, means, stds))
-    if not (w.dim() == m.dim() == s.dim() == 1 and w.shape == m.shape == s.shape):
-        raise ValueError(f"weights, means, stds: got shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)}; "
-                         "need three 1-D sequences of the same length K")
-    if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-5:
-        raise ValueError(f"weights: got {w.tolist()}; need non-negative weights that sum to 1")
-    if bool((s <= 0).any()):
-        raise ValueError(f"stds: got {s.tolist()}; need standard deviations > 0")
-    z = (x.unsqueeze(-1) - m) / s  # (..., K)
-    log_comp = -0.5 * LOG_2PI - torch.log(s) - 0.5 * z.pow(2)  # (..., K)
-    return torch.logsumexp(torch.log(w) + log_comp, dim=-1)  # log 0 = -inf drops a zero-weight component
-
-
-def mixture_density(x: Tensor, weights: Sequence[float] | Tensor, means: Sequence[float] | Tensor,
-                    stds: Sequence[float] | Tensor) -> Tensor:
-    r"""Density :math:`\sum_k \pi_k\,\mathcal N(x; m_k, s_k^2)` of a 1-D Gaussian mixture
-    (see :func:`mixture_log_density`)."""
-    return mixture_log_density(x, weights, means, stds).exp()
-
-
-def _check_theta(theta: float) -> float:
-    if isinstance(theta, bool) or not isinstance(theta, (int, float, np.floating, np.integer)):
-        raise TypeError(f"theta: got {theta!r} of type {type(theta).__name__}; need a float in [0, 1]")
-    if not 0.0 <= float(theta) <= 1.0:
-        raise ValueError(f"theta: got {theta}; need a threshold in [0, 1]")
-    return float(theta)
-
-
-def threshold_density(x: Tensor, theta: float) -> Tensor:
-    r"""Exact marginal density of the threshold generator, elementwise in ``x``.
-
-    .. math:: P_\theta(x) = \int_0^1 \mathcal N\big(x;\, \mathbb 1[z\ge\theta], 1\big)\,dz
-              = \theta\,\mathcal N(x; 0, 1) + (1-\theta)\,\mathcal N(x; 1, 1)
-
-    since :math:`\mu = 0` on :math:`[0, \theta)` (length :math:`\theta`) and :math:`\mu = 1` on
-    :math:`[\theta, 1]` (length :math:`1-\theta`).
-    """
-    theta = _check_theta(theta)
-    return mixture_density(x, [theta, 1.0 - theta], [0.0, 1.0], [1.0, 1.0])
-
-
-@dataclass(frozen=True)
-class ThresholdGenerator:
-    r"""The threshold generator: :math:`z\sim U[0,1]`, :math:`\mu=G_\theta(z)=\mathbb 1[z\ge\theta]`,
-    :math:`x\sim\mathcal N(\mu, 1)`. Samples and densities are 1-D: ``x`` has shape ``(n,)``."""
-
-    theta: float = 0.5  # threshold in [0, 1]; P(mu = 0) = theta
-
-    def __post_init__(self) -> None:
-        _check_theta(self.theta)
-
-    def mean(self, z: Tensor) -> Tensor:
-        """:math:`G_\\theta(z) = 1[z \\ge \\theta]` (float, shape of ``z``)."""
-        check.tensor("z", z)
-        return (z >= self.theta).to(z.dtype)
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``(n,)`` latents from U[0, 1]."""
-        n = check_positive_int("n", n)
-        return torch.rand(n, generator=generator)
-
-    def sample(self, n: int, generator: torch.Generator | None = None, return_z: bool = False):
-        """``(n,)`` samples by the three steps z -> mu = G(z) -> x ~ N(mu, 1); ``(x, z)`` if ``return_z``."""
-        z = self.sample_latent(n, generator)  # (n,)
-        x = self.mean(z) + torch.randn(z.shape, generator=generator)  # (n,)
-        return (x, z) if return_z else x
-
-    def density(self, x: Tensor) -> Tensor:
-        """Exact :math:`P_\\theta(x)` (see :func:`threshold_density`), shape of ``x``."""
-        return threshold_density(x, self.theta)
-
-    def log_density(self, x: Tensor) -> Tensor:
-        """Exact :math:`\\log P_\\theta(x)`, shape of ``x``."""
-        return mixture_log_density(x, [self.theta, 1.0 - self.theta], [0.0, 1.0], [1.0, 1.0])
-
-
-class FunctionNet(torch.nn.Module):
-    """Wrap a fixed function ``z (..., m) -> mu (..., d)`` as the network of a ``ProbabilisticGenerator``
-    (``net=FunctionNet(lambda z: 2 * torch.tanh(3 * z))``): a hand-set :math:`G` to look at before any training."""
-
-    def __init__(self, fn):
-        super().__init__()
-        if not callable(fn):
-            raise TypeError(f"fn: got {type(fn).__name__}; need a function from z (..., m) to mu (..., d)")
-        self.fn = fn
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.fn(z)
-
-
-# ------------------------------------------------------------------ latent grids and the marginal
 class LatentGrid(NamedTuple):
     """Quadrature nodes for :math:`\\mathbb E_{z\\sim\\mathcal N(0,I)}[f(z)] \\approx \\sum_k w_k f(z_k)`."""
 
@@ -241,7 +115,7 @@ def log_likelihood_matrix(model, x: Tensor, z: Tensor) -> Tensor:
     Args:
         model: a :class:`vae_course.generators.ProbabilisticGenerator` (anything with ``statistics(z)``
             returning ``mu`` and ``logvar`` or ``scale_tril``), or a
-            :class:`vae_course.inference.LinearGaussianModel` (anything with a broadcasting
+            :class:`vae_course.linear_gaussian.LinearGaussianModel` (anything with a broadcasting
             ``log_likelihood(x, z)``).
         x: ``(N, d)`` data (or ``(N,)`` for d = 1); z: ``(K, m)`` latents.
     Returns:
@@ -261,25 +135,6 @@ def log_likelihood_matrix(model, x: Tensor, z: Tensor) -> Tensor:
     return log_normal_diag(xi, mu.unsqueeze(0), stats.logvar.unsqueeze(0), validate=False)  # (N, K)
 
 
-def log_weighted_mean_exp(log_lik: Tensor, log_w: Tensor | None = None) -> Tensor:
-    r"""The stable log of a weighted average of likelihoods, over the last dimension.
-
-    .. math:: \log \sum_k w_k\, e^{a_k} = \operatorname{logsumexp}_k(\log w_k + a_k),
-              \qquad w_k = 1/K \text{ if } \log w \text{ is None, i.e. } -\log K .
-
-    Never ``log(exp(a).mean())``: :math:`e^{a_k}` underflows to 0 for :math:`a_k \lesssim -100` in
-    float32. Never ``a.mean()``: by Jensen that is only a lower bound.
-
-    Args:
-        log_lik: ``(..., K)``; log_w: ``(K,)`` normalised log-weights or None.
-    Returns:
-        ``(...)``.
-    """
-    if log_w is None:
-        return torch.logsumexp(log_lik, dim=-1) - math.log(log_lik.shape[-1])
-    return torch.logsumexp(log_lik + log_w, dim=-1)
-
-
 def log_marginal_quadrature(model, x: Tensor, n: int = 256, *, rule: str = "uniform",
                             half_width: float = UNIFORM_GRID_HALF_WIDTH) -> Tensor:
     r""":math:`\log P_w(x) \approx \operatorname{logsumexp}_k\big(\log w_k + \log p_w(x\mid z_k)\big)`
@@ -292,7 +147,7 @@ def log_marginal_quadrature(model, x: Tensor, n: int = 256, *, rule: str = "unif
     """
     grid = latent_grid(n, model.z_dim, rule=rule, dtype=x.dtype, half_width=half_width)
     grid = LatentGrid(grid.z.to(x.device), grid.log_w.to(x.device))
-    return log_weighted_mean_exp(log_likelihood_matrix(model, x, grid.z), grid.log_w)  # (N,)
+    return log_mean_exp(log_likelihood_matrix(model, x, grid.z), dim=-1, log_weights=grid.log_w)  # (N,)
 
 
 def log_marginal_mc(model, x: Tensor, n_samples: int = 10_000, *, generator: torch.Generator | None = None,
@@ -383,10 +238,10 @@ def fit_marginal_likelihood(model: torch.nn.Module, x: Tensor, *, steps: int = 3
     for _ in range(steps):
         xb = x if batch_size is None else x[torch.randperm(x.shape[0], generator=g)[:batch_size].to(x.device)]  # (B, d)
         if n_mc is None:
-            log_p = log_weighted_mean_exp(log_likelihood_matrix(model, xb, z_grid), log_w)  # (B,)
+            log_p = log_mean_exp(log_likelihood_matrix(model, xb, z_grid), dim=-1, log_weights=log_w)  # (B,)
         else:
             z = torch.randn(n_mc, model.z_dim, generator=g).to(x)  # (K, m), fresh every step
-            log_p = log_weighted_mean_exp(log_likelihood_matrix(model, xb, z))  # (B,)
+            log_p = log_mean_exp(log_likelihood_matrix(model, xb, z), dim=-1)  # (B,)
         loss = -log_p.mean()
         opt.zero_grad()
         loss.backward()
@@ -461,9 +316,6 @@ def capacity_study(target: str, hiddens: Sequence[Sequence[int]] = ((), (2,), (3
     :func:`fit_single_gaussian`. Log-likelihoods are evaluated with an ``n_eval``-node grid on ``[-8, 8]``
     (about 8 times finer), so a model that exploited the training grid would show it.
     """
-    from . import data
-    from .generators import ProbabilisticGenerator
-
     if target in data.TOY_1D:
         x_tr = data.toy_1d(target, n_train, seed=seed + 1)[:, None]
         x_te = data.toy_1d(target, n_test, seed=seed + 2)[:, None]
@@ -519,143 +371,3 @@ def quantile_generator_1d(density, z: Tensor, *, lo: float, hi: float, n_grid: i
     u = torch.special.ndtr(z.detach().to(torch.float64)).clamp(0.0, 1.0)
     out = np.interp(u.reshape(-1).numpy(), cdf.numpy(), grid.numpy())
     return torch.as_tensor(out, dtype=z.dtype).reshape(z.shape)
-
-
-# ------------------------------------------------------------------ the naive estimator and its collapse
-def linear_gaussian(z_dim: int, x_dim: int | None = None, *, sigma: float = 0.5, seed: int = 0) -> LinearGaussianModel:
-    r"""A linear-Gaussian model (float64) whose :math:`P(x)` is exact, for measuring the naive estimator:
-
-    .. math:: z\sim\mathcal N(0, I_m),\quad x\mid z \sim \mathcal N(Wz,\ \sigma^2 I_d)
-              \ \Longrightarrow\ P(x) = \mathcal N(x;\ 0,\ WW^\top + \sigma^2 I_d),
-
-    with ``W`` ``(d, m)`` of orthonormal columns (a random rotation when ``x_dim == z_dim``, the
-    default), so every latent direction is equally hard and the dimension is the only thing that changes.
-    Returns a :class:`vae_course.inference.LinearGaussianModel` (chapter 3 uses it again).
-    """
-    z_dim = check_positive_int("z_dim", z_dim)
-    x_dim = z_dim if x_dim is None else check_positive_int("x_dim", x_dim)
-    if x_dim < z_dim:
-        raise ValueError(f"x_dim: got {x_dim}; need x_dim >= z_dim={z_dim}")
-    a = torch.randn(x_dim, z_dim, generator=make_generator(seed), dtype=torch.float64)
-    q, _ = torch.linalg.qr(a)  # (d, m), orthonormal columns
-    return LinearGaussianModel(q, torch.zeros(x_dim, dtype=torch.float64), sigma)
-
-
-def naive_relative_variance(model: LinearGaussianModel, x: Tensor) -> Tensor:
-    r"""Exact relative variance of one naive term, :math:`\mathrm{Var}[p(x\mid z)]/P(x)^2`, :math:`z\sim P(z)`.
-
-    With :math:`K` terms, :math:`\mathrm{Var}[\hat P(x)]/P(x)^2` is this divided by :math:`K`. For the
-    linear-Gaussian model,
-    :math:`\mathcal N(x;\mu,\sigma^2 I_d)^2 = (4\pi\sigma^2)^{-d/2}\,\mathcal N(x;\mu,\tfrac{\sigma^2}{2}I_d)`, so
-
-    .. math:: \frac{\mathbb E_z[p(x\mid z)^2]}{P(x)^2} = (4\pi\sigma^2)^{-d/2}\,
-              \frac{\mathcal N(x;\, b,\, WW^\top + \tfrac{\sigma^2}{2}I)}{\mathcal N(x;\, b,\, WW^\top + \sigma^2 I)^2},
-
-    and the relative variance is that minus 1. ``x`` ``(N, d)`` -> ``(N,)``.
-    """
-    x = _as_points(x, model.x_dim).to(model.W.dtype)
-    d, s2 = model.x_dim, model.sigma**2
-    cov_half = model.W @ model.W.T + 0.5 * s2 * torch.eye(d, dtype=model.W.dtype)
-    log_ratio = (-0.5 * d * math.log(4 * math.pi * s2) + log_normal_full(x, model.b, cov_half)
-                 - 2 * model.log_marginal(x))
-    return torch.expm1(log_ratio)
-
-
-def effective_sample_size(log_w: Tensor) -> Tensor:
-    r"""Kish's effective sample size of importance weights given by their logs (last dimension):
-
-    .. math:: \mathrm{ESS} = \frac{\big(\sum_k w_k\big)^2}{\sum_k w_k^2} = \frac{1}{\sum_k \bar w_k^2},
-              \quad \bar w_k = \frac{w_k}{\sum_j w_j},
-              \qquad \log\mathrm{ESS} = 2\operatorname{logsumexp}(\log w) - \operatorname{logsumexp}(2\log w).
-
-    Between 1 (one weight dominates) and K (all equal). Scale-free: adding a constant to every
-    log-weight leaves it unchanged, so unnormalised log-weights are fine, and no ``exp`` can overflow.
-
-    Args:
-        log_w: ``(..., K)`` log-weights. Returns: ``(...)``.
-    """
-    check.tensor("log_w", log_w, min_dim=1, finite=False)
-    return torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
-
-
-def relative_error(log_p_hat: Tensor, log_p: Tensor) -> Tensor:
-    r""":math:`|\hat P/P - 1| = |e^{\log\hat P - \log P} - 1|`, elementwise."""
-    return torch.expm1(log_p_hat - log_p).abs()
-
-
-class NaiveEstimate(NamedTuple):
-    """Result of :func:`naive_marginal_estimate` for N points."""
-
-    log_p: Tensor  # (N,) log of the estimate P_hat(x) = mean_k p(x | z_k)
-    ess: Tensor    # (N,) effective sample size of the weights p(x | z_k), in [1, K]
-    max_weight: Tensor  # (N,) largest normalised weight: the share of P_hat owed to one sample
-
-
-def naive_marginal_estimate(model, x: Tensor, n_samples: int, *, generator: torch.Generator | None = None,
-                            batch_size: int = 4096) -> NaiveEstimate:
-    r"""The naive Monte-Carlo estimate :math:`\hat P(x) = \frac1K\sum_{k=1}^K p(x\mid z_k)`, :math:`z_k\sim P(z)`,
-    with its diagnostics, in chunks of ``batch_size`` latents (running log-sum-exps, so any K fits in memory).
-
-    :math:`\hat P(x)` is unbiased, but when the posterior :math:`p(z\mid x)` occupies a tiny part of the
-    prior, almost every :math:`z_k` misses it: a few weights carry the sum, the ESS falls towards 1 and the
-    relative error explodes.
-
-    Args:
-        model: has ``z_dim`` and what :func:`log_likelihood_matrix` needs.
-        x: ``(N, d)``; n_samples: K.
-    """
-    n_samples = check_positive_int("n_samples", n_samples)
-    batch_size = check_positive_int("batch_size", batch_size)
-    x = _as_points(x)
-    lse1 = torch.full(x.shape[:1], -math.inf, dtype=x.dtype)  # logsumexp of log w, (N,)
-    lse2 = lse1.clone()  # logsumexp of 2 log w
-    top = lse1.clone()   # max log w
-    done = 0
-    while done < n_samples:
-        k = min(batch_size, n_samples - done)
-        z = torch.randn(k, model.z_dim, generator=generator).to(x)  # (k, m)
-        lw = log_likelihood_matrix(model, x, z)  # (N, k)
-        lse1 = torch.logaddexp(lse1, torch.logsumexp(lw, -1))
-        lse2 = torch.logaddexp(lse2, torch.logsumexp(2 * lw, -1))
-        top = torch.maximum(top, lw.max(-1).values)
-        done += k
-    return NaiveEstimate(lse1 - math.log(n_samples), torch.exp(2 * lse1 - lse2), torch.exp(top - lse1))
-
-
-def naive_marginal_repeats(model, x: Tensor, n_samples: int, repeats: int, *,
-                           generator: torch.Generator | None = None) -> Tensor:
-    r"""``repeats`` independent naive estimates :math:`\log\hat P(x)`, each from its own ``n_samples`` prior draws.
-
-    Their spread shows the estimator's variance; the mean of :math:`\hat P/P` tends to 1 (unbiased), the
-    mean of :math:`\log\hat P - \log P` stays below 0 (Jensen). ``x`` ``(N, d)`` -> ``(N, repeats)``;
-    memory ``N * repeats * n_samples``.
-    """
-    n_samples, repeats = check_positive_int("n_samples", n_samples), check_positive_int("repeats", repeats)
-    x = _as_points(x)
-    z = torch.randn(repeats * n_samples, model.z_dim, generator=generator).to(x)  # (R*K, m)
-    lw = log_likelihood_matrix(model, x, z).reshape(x.shape[0], repeats, n_samples)  # (N, R, K)
-    return log_weighted_mean_exp(lw)  # (N, R)
-
-
-class NaiveStudy(NamedTuple):
-    """Naive-estimator accuracy for one (latent dimension, K) pair, over N data points drawn from the model."""
-
-    z_dim: int
-    n_samples: int
-    rel_error: float       # median over points of |P_hat / P - 1|
-    ess: float             # median ESS (between 1 and K)
-    log_gap: float         # mean of log P_hat - log P (negative: Jensen)
-    k_needed: float        # median K for a 10% relative standard error: Var[p(x|z)] / P(x)^2 / 0.1^2
-
-
-def naive_estimator_study(z_dim: int, n_samples: int, *, n_points: int = 100, sigma: float = 0.5,
-                          seed: int = 0) -> NaiveStudy:
-    r"""Measure the naive estimator on :func:`linear_gaussian` (``x_dim = z_dim``, noise ``sigma``) at
-    ``n_points`` points drawn from the model itself, against the exact :math:`\log P(x)`."""
-    model = linear_gaussian(z_dim, sigma=sigma, seed=seed)
-    g = make_generator(seed + 1)
-    x = model.sample(check_positive_int("n_points", n_points), generator=g)  # (N, d)
-    est = naive_marginal_estimate(model, x, n_samples, generator=g)
-    log_p = model.log_marginal(x)  # (N,)
-    return NaiveStudy(z_dim, n_samples, float(relative_error(est.log_p, log_p).median()), float(est.ess.median()),
-                      float((est.log_p - log_p).mean()), float(naive_relative_variance(model, x).median() / 0.1**2))

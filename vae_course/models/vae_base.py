@@ -1,0 +1,133 @@
+r"""The skeleton every VAE of the course shares: encoder :math:`q_w(z\mid x)`, prior :math:`p(z)`, decoder :math:`p_\theta(x\mid z)`.
+
+:class:`VAEBase` owns what does not depend on the networks: the ELBO and its reweightings (the loss takes
+``beta``, ``free_bits`` and ``capacity`` on every VAE, :mod:`vae_course.objectives`), the importance weights
+of the IWAE bound, and Sample_VAE. A model differs from another only in its three parts:
+
+* ``self.encoder``: images ``(B, C, H, W)`` -> a :class:`~vae_course.distributions.DiagonalGaussian` ``(B, m)``;
+* ``self.prior``: a module of :mod:`vae_course.models.priors` (standard normal by default);
+* ``decode(z)``: latents ``(..., B, m)`` -> a distribution over images with ``log_prob(x)`` ``(..., B)``,
+  and ``generate(z, ...)``, which turns latents into images for :meth:`VAEBase.sample`.
+
+.. math:: \mathrm{ELBO}(x) = \underbrace{\mathbb E_{q_w(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{\texttt{recon}}
+          - \underbrace{\mathrm{KL}\big(q_w(z\mid x)\,\|\,p(z)\big)}_{\texttt{kl}} \le \log p_\theta(x)
+
+The expectation is estimated with ``n_samples`` reparameterised draws :math:`z = \mu + \sigma\odot\varepsilon`;
+the KL is the prior's closed form where it has one, else the Monte-Carlo average of
+:math:`\log q(z\mid x) - \log p(z)` over the same draws.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .. import distributions as D
+from .. import objectives
+from ..utils import check_positive_int
+from .base import LossTerms
+
+__all__ = ["ELBO", "VAEBase"]
+
+
+class ELBO(NamedTuple):
+    r"""Per-example terms ``(B,)`` in nats: ``recon`` :math:`\hat{\mathbb E}_q\log p(x\mid z)`, ``kl``,
+    ``elbo = recon - kl`` and ``total`` (the objective that was maximised, :func:`~vae_course.objectives.beta_objective`)."""
+
+    recon: Tensor
+    kl: Tensor
+    elbo: Tensor
+    total: Tensor
+
+
+class VAEBase(nn.Module):
+    """The shared skeleton (module doc). Subclasses set ``config`` (with ``x_shape``, ``z_dim``), ``encoder``,
+    ``prior`` and implement ``decode(z)`` and ``generate(z, ...)``."""
+
+    config: object
+    encoder: nn.Module
+    prior: nn.Module
+
+    # ------------------------------------------------------------ the two halves
+    def _images(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            raise TypeError(f"x: got {type(x).__name__}{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}; "
+                            "need a floating torch.Tensor of images")
+        shape = tuple(self.config.x_shape)
+        x_dim = shape[0] * shape[1] * shape[2]
+        if x.dim() == 2 and x.shape[1] == x_dim:
+            return x.reshape(-1, *shape)
+        if x.dim() != 4 or tuple(x.shape[1:]) != shape:
+            raise ValueError(f"x: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))}) or (B, {x_dim})")
+        return x
+
+    def encode(self, x: Tensor) -> D.DiagonalGaussian:
+        r""":math:`q_w(z\mid x)`: a :class:`~vae_course.distributions.DiagonalGaussian` with ``mu``, ``logvar`` ``(B, m)``."""
+        return self.encoder(self._images(x))
+
+    def decode(self, z: Tensor):
+        raise NotImplementedError
+
+    def generate(self, z: Tensor, *, generator: torch.Generator | None = None, **kwargs) -> Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ the objective
+    def _kl(self, q: D.DiagonalGaussian, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(kl (B,), kl per dimension (B, m) or None)``: closed form where the prior has one, else Monte Carlo."""
+        kl_dims = self.prior.kl(q, per_dimension=True)  # (B, m) or None
+        if kl_dims is not None:
+            return kl_dims.sum(-1), kl_dims
+        log_ratio = q.log_prob(z) - self.prior.log_prob(z)  # (B,) or (S, B): log q(z|x) - log p(z)
+        return (log_ratio if log_ratio.dim() == 1 else log_ratio.mean(0)), None
+
+    def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, *, free_bits: float = 0.0,
+             free_bits_group: int = 1, capacity: float | None = None,
+             generator: torch.Generator | None = None) -> ELBO:
+        r"""Per-example ELBO terms for a batch ``x`` ``(B, C, H, W)``; ``n_samples`` draws of :math:`z` per example.
+        ``beta``, ``free_bits`` (with ``free_bits_group``) and ``capacity`` choose ``total``
+        (:func:`~vae_course.objectives.beta_objective`); ``recon``, ``kl`` and ``elbo`` are always the true terms."""
+        x = self._images(x)
+        q = self.encoder(x)
+        z = q.sample(None if n_samples == 1 else check_positive_int("n_samples", n_samples), generator=generator)
+        recon = self.decode(z).log_prob(x)  # (B,) or (S, B)
+        if n_samples != 1:
+            recon = recon.mean(0)
+        kl, kl_dims = self._kl(q, z)
+        total = objectives.beta_objective(recon, kl, kl_dims, beta=beta, free_bits=free_bits,
+                                          free_bits_group=free_bits_group, capacity=capacity)
+        return ELBO(recon, kl, recon - kl, total)
+
+    def loss(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, free_bits: float = 0.0, free_bits_group: int = 1,
+             capacity: float | None = None) -> LossTerms:
+        r"""The :func:`~vae_course.train.fit` protocol: the scalar to minimise (:func:`~vae_course.objectives.training_loss`)
+        and the batch means of ``loss``, ``elbo``, ``recon`` and ``kl`` for the history."""
+        t = self.elbo(x, beta=beta, n_samples=n_samples, free_bits=free_bits, free_bits_group=free_bits_group,
+                      capacity=capacity)
+        loss = objectives.training_loss(t.recon, t.kl, t.total, beta=beta, capacity=capacity)
+        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
+
+    def forward(self, x: Tensor) -> ELBO:
+        return self.elbo(x)
+
+    def log_weights(self, x: Tensor, k: int, *, generator: torch.Generator | None = None) -> Tensor:
+        r"""Importance log-weights :math:`\log p(x\mid z_i) + \log p(z_i) - \log q(z_i\mid x)`, :math:`z_i\sim q`:
+        ``(k, B)``. Their log-mean-exp is the IWAE bound (:func:`vae_course.evaluate.log_likelihood`)."""
+        x = self._images(x)
+        q = self.encoder(x)
+        z = q.sample(check_positive_int("k", k), generator=generator)  # (k, B, m)
+        return self.decode(z).log_prob(x) + self.prior.log_prob(z) - q.log_prob(z)
+
+    # ------------------------------------------------------------ generation
+    @torch.no_grad()
+    def sample(self, n: int, *, z: Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> Tensor:
+        r"""Sample_VAE: :math:`z\sim p(z)` (or the given ``z`` ``(n, m)``), then images from the decoder
+        (:meth:`generate`; keyword arguments go there). Returns ``(n, C, H, W)``."""
+        n = check_positive_int("n", n)
+        device = next(self.parameters()).device
+        if z is None:
+            z = self.prior.sample(n, generator=generator)
+        elif not isinstance(z, Tensor) or tuple(z.shape) != (n, self.config.z_dim):
+            got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+            raise ValueError(f"z: got {got}; need latents of shape ({n}, {self.config.z_dim}), one row per sample")
+        return self.generate(z.to(device), generator=generator, **kwargs)
