@@ -26,7 +26,7 @@ CHAPTER = {
     "models.vae": 5, "sprites": 6, "disentangle": 6, "models.masked": 7, "models.autoregressive_vae": 7,
     "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8,
 }
-TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "notebook_setup", "cli")  # the top: nothing below imports it
+TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "notebook_setup", "notebook_run", "cli")  # the top: nothing below imports it
 
 
 def _modules() -> dict[str, Path]:
@@ -205,7 +205,8 @@ def test_cli_help_imports_neither_torch_nor_the_experiments():
 # the import name of each third-party distribution vae_course may import, and the name pyproject.toml lists it by
 DISTRIBUTIONS = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib", "pandas": "pandas", "PIL": "pillow",
                  "sklearn": "scikit-learn", "mlxtend": "mlxtend", "tqdm": "tqdm", "IPython": "ipython",
-                 "ipywidgets": "ipywidgets", "nbformat": "nbformat", "nbclient": "nbclient", "seaborn": "seaborn"}
+                 "ipywidgets": "ipywidgets", "nbformat": "nbformat", "nbclient": "nbclient", "jupyter_client": "jupyter-client",
+                 "seaborn": "seaborn"}
 
 
 def test_every_third_party_import_is_a_declared_dependency():

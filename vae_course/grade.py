@@ -41,6 +41,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from . import notebook_run
 from .checks import MIME_TYPE, exercises_for
 
 __all__ = ["COLUMNS", "Row", "Submission", "match_reference", "expected_exercises", "grade_notebook", "grade_folder",
@@ -127,6 +128,7 @@ def _execute(nb: nbformat.NotebookNode, timeout: float, kernel_name: str) -> tup
     Returns ``(status, message)``: ``("", "")`` when every cell ran, else ``error``, ``timeout``
     or ``kernel_died`` and a sentence saying where.
     """
+    notebook_run.install()  # no lost wake-ups while a submission runs
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory(prefix="vae-course-grade-") as workdir:
         client = NotebookClient(nb, timeout=max(1, int(timeout)), kernel_name=kernel_name, allow_errors=False,

@@ -6,6 +6,8 @@
    loads MathJax 3, where that call raises. The shim forwards it to ``MathJax.typesetPromise``.
 3. Each script tag once: sphinx-thebe registers its inline configuration script again on an
    incremental build, and the repeated ``const`` declaration is a JavaScript error in the page.
+4. Executing the chapters without nbclient's lost wake-ups (:mod:`vae_course.notebook_run`): the build's
+   occasional 300 s stall in a widget cell.
 
 Re-exported names. The package re-exports names: chapters call ``vc.plotting.image_grid``, which autodoc documents
 where it is defined, ``vae_course.plotting.common.image_grid``. A cross-reference to the name a
@@ -27,6 +29,8 @@ from __future__ import annotations
 import importlib
 
 from sphinx import addnodes
+
+from vae_course import notebook_run
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 PACKAGE = "vae_course"
@@ -149,6 +153,7 @@ def dedupe_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    notebook_run.install()  # the chapters execute in this process: no lost wake-ups (vae_course.notebook_run)
     app.connect("missing-reference", resolve_reexport)
     app.add_post_transform(MarkdownApiLinks)
     app.add_js_file(None, body=MATHJAX2_SHIM)
