@@ -2,6 +2,10 @@
 import pytest
 import torch
 
+from vae_course import notebook_run
+
+notebook_run.install()  # tests that execute notebooks with nbclient: no lost wake-ups (see the module)
+
 
 @pytest.fixture(autouse=True)
 def _seed_torch():
