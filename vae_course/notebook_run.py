@@ -6,7 +6,7 @@ messages on the output channel, and now and then the reply's arrival on the shel
 waiting coroutine: the reply sits in the socket until the poll's timeout ends, the poll then finds it, and the
 cell "succeeds" after exactly ``T`` seconds (jupyter/nbclient#312). Measured here with a notebook of 25 widget
 cells, 20 s timeout, two notebooks running at once on a loaded 2-core machine: 7 cells of 400 stalled for
-exactly 20.0 s (kernel time 0.3-0.5 s) before the fix, none in 1,100 after it.
+exactly 20.0 s (kernel time 0.3-0.5 s) before the fix, none of 2,000 after it.
 
 :func:`install` replaces ``AsyncZMQSocketChannel.get_msg`` by one that polls in slices of :data:`SLICE` seconds up
 to the same timeout: each new poll reads the socket's state afresh, so a missed wake-up costs at most one slice
