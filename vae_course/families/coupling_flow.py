@@ -51,7 +51,7 @@ from ..nets import ACTIVATIONS, MLP
 from ..utils import check_positive_int
 
 __all__ = ["AffineCoupling", "Permutation", "Sigmoid", "CouplingFlowConfig", "CouplingFlow", "dequantize",
-           "PERMUTATIONS"]
+           "dequantized_bound", "PERMUTATIONS"]
 
 PERMUTATIONS = ("reverse", "random")
 
@@ -141,6 +141,13 @@ def dequantize(x: Tensor, n_levels: int, *, generator: torch.Generator | None = 
     if u is None:
         u = torch.rand(x.shape, generator=generator, device=generator.device if generator is not None else x.device)
     return (k + u.to(x.device)) / n_levels
+
+
+def dequantized_bound(log_density: Tensor, n_dims: int, n_levels: int) -> Tensor:
+    r"""From the log-density of a dequantised point to the bound on the discrete log-likelihood, nats:
+    :math:`\log p(v) - D\log L` (the cell of :math:`x` has volume :math:`L^{-D}`). ``log_density`` any shape."""
+    n_dims, n_levels = check_positive_int("n_dims", n_dims), check_positive_int("n_levels", n_levels)
+    return log_density - n_dims * math.log(n_levels)
 
 
 @dataclass
@@ -249,7 +256,7 @@ class CouplingFlow(nn.Module):
         x = self._flat(x)
         k = check_positive_int("k", k)
         draws = torch.stack([self.log_density(dequantize(x, c.n_levels, generator=generator)) for _ in range(k)])
-        return log_mean_exp(draws, dim=0) - c.x_dim * math.log(c.n_levels)  # (B,)
+        return dequantized_bound(log_mean_exp(draws, dim=0), c.x_dim, c.n_levels)  # (B,)
 
     def loss(self, x: Tensor) -> LossTerms:
         """Negative log-likelihood per example (one dequantisation draw for discrete data), mean over the batch."""
