@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import vae_course as vc
-from vae_course.families import (CouplingFlow, FamilyResult, FiniteMemoryAR, GRUAR, evaluate_family, results_table,
-                                 sampling_seconds, family_log_likelihood)
+from vae_course.families import (CouplingFlow, FamilyResult, FiniteMemoryAR, GRUAR, evaluate_family, family_log_likelihood,
+                                 paired_difference, results_table, sampling_seconds)
 from vae_course.history import History
 
 
@@ -52,9 +52,18 @@ def test_evaluate_family_fills_every_field_and_the_table_shows_them(x_test):
     assert r.sequential_passes == 64 and r.n_params == sum(p.numel() for p in gru.parameters())
     assert math.isclose(r.log_px, float(gru.log_prob(x_test).mean().detach()), rel_tol=1e-6)
     assert math.isclose(r.bits_per_dim, -r.log_px / (64 * math.log(2)), rel_tol=1e-9)
+    per_image = gru.log_prob(x_test).detach()
+    assert math.isclose(r.log_px_sem, float(per_image.std()) / math.sqrt(20), rel_tol=1e-5)
     flow = evaluate_family("flow", CouplingFlow(x_shape=(1, 8, 8), n_couplings=1, hidden=(4,), n_levels=2),
                            _history([1.0]), x_test, k=2, n_samples=5)
     assert flow.sequential_passes == 1
+    diff, se = paired_difference(r, r)
+    assert diff == 0.0 and se == 0.0
+    mean, sem = paired_difference(r, flow)
+    d = (r.per_image - flow.per_image).double()
+    assert math.isclose(mean, r.log_px - flow.log_px, rel_tol=1e-5) and math.isclose(sem, float(d.std()) / math.sqrt(20), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="same test images"):
+        paired_difference(r, r._replace(per_image=None))
     table = results_table([r, flow])
     assert list(table.index) == ["GRU", "flow"] and "sampling 5 images [ms]" in table.columns
     assert table.loc["GRU", "training [s]"] == 3.5

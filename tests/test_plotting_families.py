@@ -13,8 +13,8 @@ from vae_course.families import CouplingFlow, FamilyResult, FiniteMemoryAR, GRUA
 def test_context_plot_shows_the_measured_context():
     ax = vc.plotting.context_plot(FiniteMemoryAR(memory=5, hidden=8), (2, 3))
     assert ax.images[0].get_array().sum() == 5 and "reads 5 pixels" in ax.get_title()
-    ax = vc.plotting.context_plot(GRUAR(hidden=8), (2, 3))
-    assert ax.images[0].get_array().sum() == 2 * 8 + 3  # every earlier pixel
+    ax = vc.plotting.context_plot(GRUAR(hidden=8), (2, 3), name="GRU")
+    assert ax.images[0].get_array().sum() == 2 * 8 + 3 and ax.get_title() == "GRU: pixel (2, 3) reads 19 pixels"
     plt.close("all")
 
 
@@ -34,8 +34,8 @@ def test_number_figures():
     assert list(ax.lines[0].get_ydata()) == [-40.0, -30.0, -25.0] and len(ax.lines) == 2
     with pytest.raises(ValueError, match="same number"):
         vc.plotting.memory_curve([0, 2], [-40.0])
-    rows = [FamilyResult("a", -24.0, "exact log p(x)", 0.5, 3.0, 0.1, 100, 64, 10),
-            FamilyResult("b", -30.0, "lower bound (IWAE, k=10)", 0.6, 1.0, 0.001, 100, 1, 10)]
+    rows = [FamilyResult("a", -24.0, 0.5, "exact log p(x)", 0.5, 3.0, 0.1, 100, 64, 10),
+            FamilyResult("b", -30.0, 0.5, "lower bound (IWAE, k=10)", 0.6, 1.0, 0.001, 100, 1, 10)]
     axes = vc.plotting.family_bars(rows)
     assert [b.get_width() for b in axes[0].patches] == [-24.0, -30.0] and axes[0].patches[1].get_hatch() == "//"
     plt.close("all")

@@ -141,7 +141,7 @@ class FiniteMemoryARConfig:
 
 @register_model
 class FiniteMemoryAR(_PixelSequence):
-    r"""Finite-memory autoregressive model: :math:`\ell_i = \mathrm{MLP}(x_{i-k..i-1}) ` with a bias per position.
+    r"""Finite-memory autoregressive model: :math:`\ell_i = \mathrm{MLP}(x_{i-k..i-1})` with a bias per position.
 
     .. math:: h_i = a\big(W\,[x_{i-k},\dots,x_{i-1}] + b_i\big),\qquad \ell_i = v^\top a(U h_i + c) + e,
 

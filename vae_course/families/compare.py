@@ -31,16 +31,20 @@ from ..utils import check_positive_int
 from .autoregressive import _PixelSequence
 from .coupling_flow import CouplingFlow
 
-__all__ = ["FamilyResult", "sampling_seconds", "family_log_likelihood", "evaluate_family", "results_table"]
+__all__ = ["FamilyResult", "sampling_seconds", "family_log_likelihood", "evaluate_family", "paired_difference",
+           "results_table"]
 
 
 class FamilyResult(NamedTuple):
-    """One row of the comparison: ``log_px`` (mean over the test images, nats per image) and what it is (``kind``),
-    ``bits_per_dim``, ``train_seconds`` (sum over epochs), ``sample_seconds`` (for ``n_samples`` images),
-    ``sequential_passes`` (network passes one after another to draw one image), ``n_params``."""
+    """One row of the comparison: ``log_px`` (mean over the test images, nats per image), its standard error
+    ``log_px_sem`` (standard deviation over the images / sqrt(N)) and what it is (``kind``), ``bits_per_dim``,
+    ``train_seconds`` (sum over epochs), ``sample_seconds`` (for ``n_samples`` images), ``sequential_passes``
+    (network passes one after another to draw one image), ``n_params``, and ``per_image`` ``(N,)``, the values behind
+    the mean (for paired comparisons, :func:`paired_difference`)."""
 
     family: str
     log_px: float
+    log_px_sem: float
     kind: str
     bits_per_dim: float
     train_seconds: float
@@ -48,6 +52,7 @@ class FamilyResult(NamedTuple):
     n_samples: int
     sequential_passes: int
     n_params: int
+    per_image: Tensor | None = None
 
 
 def sampling_seconds(model: nn.Module, n: int = 100, *, repeats: int = 3, generator: torch.Generator | None = None,
@@ -94,16 +99,30 @@ def evaluate_family(family: str, model: nn.Module, history: History, x_test: Ten
     log_px, kind = family_log_likelihood(model, x_test, k=k, generator=generator)
     mean = float(log_px.mean())
     d = x_test[0].numel()
-    return FamilyResult(family, mean, kind, -mean / (d * math.log(2)), float(sum(history.train_seconds)),
+    sem = float(log_px.std() / math.sqrt(len(log_px))) if len(log_px) > 1 else float("nan")
+    return FamilyResult(family, mean, sem, kind, -mean / (d * math.log(2)), float(sum(history.train_seconds)),
                         sampling_seconds(model, n_samples, generator=generator, **sample_kwargs), n_samples,
-                        _passes(model), sum(p.numel() for p in model.parameters()))
+                        _passes(model), sum(p.numel() for p in model.parameters()), log_px.detach().cpu())
+
+
+def paired_difference(a: FamilyResult, b: FamilyResult) -> tuple[float, float]:
+    r"""Mean and standard error of :math:`\log p_a(x_n) - \log p_b(x_n)` over the test images both were scored on.
+
+    Paired: both models saw the same images, so the image-to-image spread that the two means share cancels, and the
+    standard error of the difference is usually far smaller than either model's own.
+    """
+    if a.per_image is None or b.per_image is None or a.per_image.shape != b.per_image.shape:
+        raise ValueError("a, b: need two results of evaluate_family on the same test images (per_image of equal shape)")
+    diff = (a.per_image - b.per_image).double()
+    return float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
 
 
 def results_table(results: list[FamilyResult]):
     """The rows as a ``pandas.DataFrame`` for display, one row per family, rounded for reading."""
     import pandas as pd
 
-    rows = [{"family": r.family, "test log p(x) [nats/image]": round(r.log_px, 2), "what the number is": r.kind,
+    rows = [{"family": r.family, "test log p(x) [nats/image]": round(r.log_px, 2), "+/- (s.e.)": round(r.log_px_sem, 2),
+             "what the number is": r.kind,
              "bits/pixel": round(r.bits_per_dim, 3), "training [s]": round(r.train_seconds, 1),
              f"sampling {r.n_samples} images [ms]": round(1000 * r.sample_seconds, 1),
              "sequential passes per image": r.sequential_passes, "parameters": r.n_params} for r in results]

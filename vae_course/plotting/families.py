@@ -22,10 +22,11 @@ Limits = tuple[tuple[float, float], tuple[float, float]]
 MOONS_LIM: Limits = ((-1.6, 2.6), (-1.1, 1.6))  # the two-moons box, with a margin
 
 
-def context_plot(model, pixel: tuple[int, int], *, ax=None, title: str | None = None, seed: int = 0):
+def context_plot(model, pixel: tuple[int, int], *, ax=None, name: str | None = None, seed: int = 0):
     r"""The pixels that the conditional of ``pixel`` (row, column) reads, measured: :math:`|\partial\ell_i/\partial x_j| > 0`
     at a random binary image, for an autoregressive model with ``logits(x)`` over ``(B, D)`` (its config's
-    ``x_shape`` is ``(1, H, W)``). The pixel itself is red; read pixels dark. Returns the axes."""
+    ``x_shape`` is ``(1, H, W)``). The pixel itself is red; read pixels dark; the title counts them, after ``name``.
+    Returns the axes."""
     _, h, w = model.config.x_shape
     i = pixel[0] * w + pixel[1]
     g = torch.Generator().manual_seed(seed)
@@ -40,7 +41,7 @@ def context_plot(model, pixel: tuple[int, int], *, ax=None, title: str | None = 
     ax.grid(which="minor", color="white", lw=1)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title or f"pixel {tuple(pixel)} reads {int(seen.sum())} pixels", fontsize=9)
+    ax.set_title(f"{name + ': ' if name else ''}pixel {tuple(pixel)} reads {int(seen.sum())} pixels", fontsize=9)
     return ax
 
 
