@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import vae_course as vc
-from vae_course.families import (CouplingFlow, FamilyResult, FiniteMemoryAR, GRUAR, evaluate_family, family_log_likelihood,
-                                 paired_difference, results_table, sampling_seconds)
+from vae_course.families import (CouplingFlow, FamilyResult, FiniteMemoryAR, GRUAR, describe_difference, evaluate_family,
+                                 family_log_likelihood, paired_difference, results_table, sampling_seconds)
 from vae_course.history import History
 
 
@@ -62,6 +62,9 @@ def test_evaluate_family_fills_every_field_and_the_table_shows_them(x_test):
     mean, sem = paired_difference(r, flow)
     d = (r.per_image - flow.per_image).double()
     assert math.isclose(mean, r.log_px - flow.log_px, rel_tol=1e-5) and math.isclose(sem, float(d.std()) / math.sqrt(20), rel_tol=1e-9)
+    assert describe_difference(r, r) == "+0.00 ± 0.00 nats (within two standard errors of zero)"
+    far = r._replace(per_image=r.per_image + 1 + 0.01 * torch.arange(20.0))
+    assert describe_difference(far, r).endswith("(more than two standard errors from zero)")
     with pytest.raises(ValueError, match="same test images"):
         paired_difference(r, r._replace(per_image=None))
     table = results_table([r, flow])

@@ -47,3 +47,17 @@ def test_flow_layers_widget():
     with pytest.raises(ValueError, match="z: got shape"):
         vc.widgets.flow_layers_widget(CouplingFlow(), torch.randn(5, 3))
     plt.close("all")
+
+
+def test_sample_panels_and_family_curves():
+    axes = vc.plotting.sample_panels({"a": torch.zeros(4, 1, 8, 8), "b": torch.ones(6, 1, 8, 8)}, nrow=2)
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    h = vc.history.History()
+    h.test_epochs.extend([1, 2])
+    h.append("test", {"loss": 3.0})
+    h.append("test", {"loss": 2.0})
+    ax = vc.plotting.family_curves({"m": h})
+    assert list(ax.lines[0].get_ydata()) == [3.0, 2.0]
+    with pytest.raises(ValueError, match="no test values of 'elbo'"):
+        vc.plotting.family_curves({"m": h}, "elbo")
+    plt.close("all")

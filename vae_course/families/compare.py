@@ -32,7 +32,7 @@ from .autoregressive import _PixelSequence
 from .coupling_flow import CouplingFlow
 
 __all__ = ["FamilyResult", "sampling_seconds", "family_log_likelihood", "evaluate_family", "paired_difference",
-           "results_table"]
+           "describe_difference", "results_table"]
 
 
 class FamilyResult(NamedTuple):
@@ -115,6 +115,13 @@ def paired_difference(a: FamilyResult, b: FamilyResult) -> tuple[float, float]:
         raise ValueError("a, b: need two results of evaluate_family on the same test images (per_image of equal shape)")
     diff = (a.per_image - b.per_image).double()
     return float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
+
+
+def describe_difference(a: FamilyResult, b: FamilyResult) -> str:
+    """:func:`paired_difference` in words, e.g. ``"+0.39 ± 0.12 nats (more than two standard errors from zero)"``."""
+    diff, se = paired_difference(a, b)
+    verdict = "within two standard errors of zero" if abs(diff) <= 2 * se else "more than two standard errors from zero"
+    return f"{diff:+.2f} ± {se:.2f} nats ({verdict})"
 
 
 def results_table(results: list[FamilyResult]):

@@ -14,9 +14,9 @@ from torch import Tensor
 
 from ..families.compare import FamilyResult
 from ..families.coupling_flow import CouplingFlow
-from .common import new_axes
+from .common import image_grid, new_axes
 
-__all__ = ["context_plot", "flow_density", "flow_layers", "memory_curve", "family_bars"]
+__all__ = ["context_plot", "flow_density", "flow_layers", "memory_curve", "family_bars", "sample_panels", "family_curves"]
 
 Limits = tuple[tuple[float, float], tuple[float, float]]
 MOONS_LIM: Limits = ((-1.6, 2.6), (-1.1, 1.6))  # the two-moons box, with a margin
@@ -155,3 +155,32 @@ def family_bars(results: Sequence[FamilyResult], *, axes=None):
         ax.set_yticklabels(names if ax is axes[0] else [])
         ax.invert_yaxis()
     return axes
+
+
+def sample_panels(images: Mapping[str, Tensor], *, nrow: int = 4, axes=None):
+    """One tiled panel per entry of ``images`` (name -> ``(N, 1, H, W)``), side by side, titled by the name. Returns
+    the axes."""
+    if not images:
+        raise ValueError("images: got an empty mapping; need name -> (N, 1, H, W) images")
+    if axes is None:
+        _, axes = plt.subplots(1, len(images), figsize=(2.8 * len(images), 3.3), squeeze=False)
+    axes = np.asarray(axes).reshape(-1)
+    for ax, (name, x) in zip(axes, images.items()):
+        image_grid(x, nrow=nrow, ax=ax, title=name)
+    return axes
+
+
+def family_curves(histories: Mapping[str, object], term: str = "loss", *, ax=None):
+    """The test values of ``term`` against the epoch for several :class:`~vae_course.history.History` objects (name ->
+    history), one line each. Returns the axes."""
+    if not histories:
+        raise ValueError("histories: got an empty mapping; need name -> History")
+    ax = new_axes(ax, (6.5, 3.6))
+    for name, history in histories.items():
+        if term not in history.test:
+            raise ValueError(f"term: {name!r} has no test values of {term!r}; recorded: {sorted(history.test)}")
+        ax.plot(history.test_epochs, history.test[term], "o-", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"test {term}  [nats per image]")
+    ax.legend(fontsize=8)
+    return ax
