@@ -25,6 +25,7 @@ CHAPTER = {
     "models.base": 5, "models.priors": 5, "models.encoders": 5, "models.decoders": 5, "models.vae_base": 5,
     "models.vae": 5, "sprites": 6, "disentangle": 6, "models.masked": 7, "models.autoregressive_vae": 7,
     "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8,
+    "flows": 9, "beyond": 9, "models.flow_vae": 9, "models.hierarchical": 9, "models.conditional": 9,
 }
 TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "cli")  # the top: nothing below imports it
 
