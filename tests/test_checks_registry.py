@@ -47,8 +47,8 @@ def _check_calls(notebook: str, folder: str) -> list[tuple[str, str, tuple[str, 
 
 
 # ---------------------------------------------------------------- complete
-def test_the_chapter_modules_are_ch00_to_ch08():
-    assert [m.__name__.rsplit(".", 1)[1] for m in CHAPTER_MODULES] == [f"ch{n:02d}" for n in range(9)]
+def test_the_chapter_modules_are_ch00_to_ch09():
+    assert [m.__name__.rsplit(".", 1)[1] for m in CHAPTER_MODULES] == [f"ch{n:02d}" for n in range(10)]
 
 
 def test_every_check_function_is_registered_exactly_once():

@@ -11,7 +11,8 @@ r"""Chapter 9's measurements: the gaps and gains of the four extensions of the V
   :math:`\int\big(p(z) - q(z)\big)_+\,dz = \mathbb E_{p}\big[(1 - q(z)/p(z))_+\big]` (the total-variation distance).
 * **Hierarchies.** :func:`parameter_count` and :func:`one_level_hidden` (a one-level VAE with a given number of
   parameters), for comparisons at equal size.
-* **Conditioning.** :func:`analogies` (one :math:`z`, every label) and :func:`inpaint` (Rezende et al., 2014: fill
+* **Conditioning.** :func:`analogies` (one :math:`z`, every label), :func:`label_bounds` (the bound on
+  :math:`\log p(x\mid y)` for every label, hence :math:`\log p(x)` and :math:`p(y\mid x)`) and :func:`inpaint` (Rezende et al., 2014: fill
   the unobserved pixels by alternating :math:`z\sim q(z\mid x)` and :math:`x_{\mathrm{missing}}\sim p(x\mid z)`);
   :func:`classifier_confidence` is a rough stand-in for sample quality (how sure a digit classifier is).
 """
@@ -32,13 +33,14 @@ from .distributions import log_mean_exp, reparameterize
 from .evaluate import encode_all, log_weights
 from .inference import mean_field_optimum
 from .linear_gaussian import LinearGaussianModel
-from .models import BernoulliPixels, ConditionalVAE, FlowVAE, VAE, equal_mixture_log_prob
+from .models import BernoulliPixels, ConditionalVAE, FlowVAE, VAE, equal_mixture_log_prob, pack
 from .train import History, fit
 from .utils import check_positive_int, stored_file
 
-__all__ = ["linear_gaussian_vae", "fit_posterior", "BoundTerms", "bound_terms", "PriorHole", "prior_hole", "prior_hole_terms",
-           "aggregate_log_density", "parameter_count", "one_level_hidden", "load_hierarchy_study", "HIERARCHY_PATH", "analogies", "inpaint", "top_half",
-           "classifier_confidence", "LatentGrid", "latent_grid"]
+__all__ = ["linear_gaussian_vae", "fit_posterior", "posterior_samples", "BoundTerms", "bound_terms", "LatentGrid",
+           "latent_grid", "PriorHole", "prior_hole", "prior_hole_terms", "aggregate_log_density", "parameter_count",
+           "one_level_hidden", "load_hierarchy_study", "HIERARCHY_PATH", "analogies", "label_bounds", "inpaint",
+           "top_half", "classifier_confidence"]
 
 HIERARCHY_PATH = str(stored_file("ch09_hierarchy.json"))  # `vae-course hierarchy-sweep`: chapter 9's stored study
 STEPS_PER_EPOCH = 25  # fit_posterior repeats the points so that fit's per-epoch bookkeeping runs once per 25 steps
@@ -84,6 +86,14 @@ def fit_posterior(model: nn.Module, x: Tensor, *, steps: int = 600, lr: float = 
     settings = dict(batch_size=len(x), seed=seed, progress=False, loss_kwargs={"n_samples": n_samples})
     history = fit(model, data, epochs=first, lr=lr, **settings)
     return fit(model, data, epochs=max(1, round(steps / reps) - first), lr=lr / 10, history=history, **settings)
+
+
+@torch.no_grad()
+def posterior_samples(model: nn.Module, x: Tensor, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+    r"""``n`` draws of the model's posterior :math:`q(z\mid x)` for each image of ``x``: ``(n, B, m)``, through its
+    :meth:`~vae_course.models.vae_base.VAEBase.posterior_draws` hook (so a flow posterior's draws go through the flow)."""
+    device = next(model.parameters()).device
+    return model.posterior_draws(model._images(x.to(device)), check_positive_int("n", n), generator=generator).z.cpu()
 
 
 class BoundTerms(NamedTuple):
@@ -199,6 +209,23 @@ def analogies(model: ConditionalVAE, x: Tensor, y: Tensor) -> Tensor:
     labels = torch.arange(k, device=device).repeat(len(z))  # (B K,): 0..K-1 for every image
     images = model.decode(z.repeat_interleave(k, 0), labels).mean  # (B K, C, H, W)
     return images.reshape(len(z), k, *images.shape[1:]).cpu()
+
+
+@torch.no_grad()
+def label_bounds(model: ConditionalVAE, x: Tensor, k: int = 100, *, generator: torch.Generator | None = None,
+                 batch_size: int = 100) -> Tensor:
+    r"""The IWAE bound :math:`\mathcal L_k(x\mid y)` on :math:`\log p(x\mid y)` for every image of ``x`` ``(N, C, H, W)`` and
+    every label :math:`y`: ``(N, K)``. With :math:`p(y) = 1/K` the model's marginal is
+    :math:`p(x) = \frac1K\sum_y p(x\mid y)` and Bayes' rule gives its own classifier :math:`p(y\mid x)`."""
+    if not isinstance(model, ConditionalVAE):
+        raise TypeError(f"model: got {type(model).__name__}; need a vae_course.models.ConditionalVAE")
+    n_classes = model.config.n_classes
+    cols = []
+    for label in range(n_classes):
+        y = torch.full((len(x),), label, dtype=torch.long)
+        lw = log_weights(model, pack(x, y, n_classes), k, generator=generator, batch_size=batch_size).double()
+        cols.append(log_mean_exp(lw, dim=0))
+    return torch.stack(cols, dim=1).float()
 
 
 def top_half(image_shape: tuple[int, int, int]) -> Tensor:

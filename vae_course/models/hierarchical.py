@@ -197,11 +197,16 @@ class LadderVAE(VAEBase):
         return p.mean if mean else p.sample(generator)
 
     @torch.no_grad()
-    def sample_levels(self, n_top: int, n_bottom: int, *, generator: torch.Generator | None = None) -> Tensor:
-        r"""What each level encodes: ``n_top`` draws :math:`z_2\sim p(z_2)`, and for each ``n_bottom`` draws
-        :math:`z_1\sim p_\theta(z_1\mid z_2)`: decoder means ``(n_top, n_bottom, C, H, W)``."""
+    def sample_levels(self, n_top: int, n_bottom: int, *, z2: Tensor | None = None,
+                      generator: torch.Generator | None = None) -> Tensor:
+        r"""What each level encodes: ``n_top`` draws :math:`z_2\sim p(z_2)` (or the given ``z2`` ``(n_top, m_2)``, e.g. the
+        top-level means of encoded images), and for each ``n_bottom`` draws :math:`z_1\sim p_\theta(z_1\mid z_2)`: decoder
+        means ``(n_top, n_bottom, C, H, W)``."""
         n_top, n_bottom = check_positive_int("n_top", n_top), check_positive_int("n_bottom", n_bottom)
         anchor = self.prior.top_down[0].weight
-        z2 = _draw((n_top, self.config.z2_dim), generator, anchor).repeat_interleave(n_bottom, 0)
-        z = self.prior.sample(n_top * n_bottom, generator, z2=z2)
+        if z2 is None:
+            z2 = _draw((n_top, self.config.z2_dim), generator, anchor)
+        elif tuple(z2.shape) != (n_top, self.config.z2_dim):
+            raise ValueError(f"z2: got shape {tuple(z2.shape)}; need ({n_top}, {self.config.z2_dim})")
+        z = self.prior.sample(n_top * n_bottom, generator, z2=z2.to(anchor.device).repeat_interleave(n_bottom, 0))
         return self.generate(z).reshape(n_top, n_bottom, *self.config.x_shape)

@@ -17,7 +17,7 @@ __all__ = ["planar_flow_plot", "posterior_contours", "aggregate_posterior_plot",
 
 
 def planar_flow_plot(w: tuple[float, float] = (2.0, 0.0), u: tuple[float, float] = (1.0, 0.5), b: float = 0.0, *,
-                     limit: float = 3.0, n: int = 241, ax=None, title: str | None = None):
+                     limit: float = 3.0, n: int = 161, ax=None, title: str | None = None):
     r"""The density of :math:`f(z_0)`, :math:`z_0\sim\mathcal N(0, I_2)`, for one planar layer
     :math:`f(z) = z + \hat u\tanh(w^\top z + b)` (``u`` made invertible), by change of variables:
     :math:`\log q(f(z_0)) = \log\mathcal N(z_0) - \log|\det\partial f/\partial z_0|`, drawn on the warped grid
@@ -152,6 +152,7 @@ def hierarchy_study_plot(study: Mapping, *, axes=None, epochs: int | None = None
     ax0.set_ylabel("nats per test digit")
     ax0.set_title(f"bounds on log p(x) ({epochs} epochs; dots: seeds)", fontsize=10)
     ax0.legend(fontsize=8)
+    ax1.set_ylim(0, 1.12 * max(np.mean([r["kl_bottom"] + r["kl_top"] for r in rows if r["config"] == c]) for c in configs))
     ax1.set_ylabel("KL per test digit [nats]")
     ax1.set_title("where the KL goes: bottom and top level", fontsize=10)
     ax1.legend(fontsize=8)
