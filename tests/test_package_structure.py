@@ -24,7 +24,8 @@ CHAPTER = {
     "inference": 3, "estimators": 4, "objectives": 5, "evaluate": 5, "train": 5, "history": 5, "checkpoint": 5,
     "models.base": 5, "models.priors": 5, "models.encoders": 5, "models.decoders": 5, "models.vae_base": 5,
     "models.vae": 5, "sprites": 6, "disentangle": 6, "models.masked": 7, "models.autoregressive_vae": 7,
-    "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8, "families": 10,
+    "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8,
+    "flows": 9, "beyond": 9, "models.flow_vae": 9, "models.hierarchical": 9, "models.conditional": 9, "families": 10,
 }
 TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "notebook_setup", "notebook_run", "cli")  # the top: nothing below imports it
 

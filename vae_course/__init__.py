@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
     "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
-    "evaluate", "sprites", "disentangle", "collapse", "vq", "families", "experiments", "plotting", "widgets",
-    "checks", "release", "notebook_setup", "notebook_run", "grade", "cli",
+    "evaluate", "sprites", "disentangle", "collapse", "vq", "flows", "beyond", "families", "experiments", "plotting",
+    "widgets", "checks", "release", "notebook_setup", "notebook_run", "grade", "cli",
 )
 __all__ = ["__version__", *SUBMODULES]
 

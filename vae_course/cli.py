@@ -9,6 +9,7 @@
     vae-course bench                 samples/s of the fit engine vs a DataLoader baseline vs the GEMM roofline
     vae-course sweep-beta [...]      chapter 6: beta sweep over seeds (the CSV stored with the package)
     vae-course collapse-sweep        chapter 7's free-bits sweep (the JSON stored with the package)
+    vae-course hierarchy-sweep       chapter 9's two-level against one-level VAE study (the JSON stored with the package)
 
 Every subcommand has ``--help``. The parser imports only the module of the subcommand that runs, so
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
@@ -64,6 +65,10 @@ COMMANDS: dict[str, Command] = {
                               "chapter 7: free-bits sweep over floors and seeds, written as JSON",
                               "Train the chapter-7 autoregressive VAE for several free-bits floors and seeds; write "
                               "the results as JSON."),
+    "hierarchy-sweep": Command("vae_course.experiments.hierarchy_sweep", "add_arguments", "run",
+                               "chapter 9: two-level vs one-level VAE at equal size, with remedies, written as JSON",
+                               "Train chapter 9's two-level (ladder) VAE and a one-level VAE with as many parameters, "
+                               "with and without free bits or warm-up, over seeds; merge the scores into the JSON."),
 }
 
 

@@ -14,4 +14,5 @@ from . import ch05  # noqa: E402,F401
 from . import ch08  # noqa: E402,F401
 from . import ch07  # noqa: E402,F401
 from . import ch06  # noqa: E402,F401
+from . import ch09  # noqa: E402,F401
 from .registry import EXERCISES, NOTEBOOKS, Exercise, by_chapter, exercises_for  # noqa: E402,F401

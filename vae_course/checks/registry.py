@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from . import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
-from . import ch10
+from . import ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
 from ._core import CheckResult
 
 __all__ = ["Exercise", "EXERCISES", "NOTEBOOKS", "exercises_for", "by_chapter"]
@@ -115,13 +114,18 @@ EXERCISES: tuple[Exercise, ...] = (
               ("vq_losses", ch08.check_vq_losses),
               ("causal_mask", ch08.check_causal_mask),
               ("perplexity", ch08.check_perplexity)),
+    *_chapter(ch09, "09_beyond_vae.ipynb",
+              ("planar_log_det", ch09.check_planar_log_det),
+              ("flow_elbo", ch09.check_flow_elbo),
+              ("mean_field_gap", ch09.check_mean_field_gap),
+              ("vamp_log_prob", ch09.check_vamp_log_prob)),
     *_chapter(ch10, "10_model_families.ipynb",
               ("finite_memory_mask", ch10.check_finite_memory_mask),
               ("coupling_log_det", ch10.check_coupling_log_det),
               ("dequantized_bits_per_dim", ch10.check_dequantized_bits_per_dim),
               ("two_layer_log_density", ch10.check_two_layer_log_density)),
 )
-"""Every exercise of chapters 0-8 and of appendix A (chapter 10), chapter by chapter and in notebook order."""
+"""Every exercise of chapters 0-9 and of appendix A (chapter 10), chapter by chapter and in notebook order."""
 
 NOTEBOOKS: tuple[str, ...] = tuple(dict.fromkeys(e.notebook for e in EXERCISES))
 """The file names of the notebooks that have exercises, in chapter order."""

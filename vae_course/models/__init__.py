@@ -1,4 +1,5 @@
-"""Models of the course: priors, encoders, decoders, the VAE skeleton and its variants, the VQ-VAE.
+"""Models of the course: priors, encoders, decoders, the VAE skeleton and its variants, the VQ-VAE, and chapter 9's
+flow-posterior, two-level (ladder) and conditional VAEs.
 
 Every model implements ``loss(x, **loss_kwargs) -> LossTerms`` and is registered with
 :func:`register_model`, so :func:`vae_course.train.fit` trains it and checkpoints rebuild it. Every VAE-like
@@ -14,3 +15,6 @@ from .masked import *  # noqa: F401,F403
 from .autoregressive_vae import *  # noqa: F401,F403
 from .quantizer import *  # noqa: F401,F403
 from .vqvae import *  # noqa: F401,F403
+from .flow_vae import *  # noqa: F401,F403
+from .hierarchical import *  # noqa: F401,F403
+from .conditional import *  # noqa: F401,F403

@@ -51,8 +51,8 @@ class AutoregressiveVAEConfig:
     first_kernel: int = 3  # kernel of the mask-A layer (with pixel_layers, sets how far back one pixel sees)
     kernel: int = 3  # kernel of the mask-B layers
     cond_map: int = 0  # 0: z is one bias per channel (conditional PixelCNN); c > 0: an MLP turns z into a (c, H, W) map
-    prior: str = "standard"  # p(z): "standard" (N(0, I)) or "mixture" (a learned mixture of Gaussians)
-    prior_components: int = 10  # mixture prior only: number of components
+    prior: str = "standard"  # p(z): "standard" (N(0, I)), "mixture" (learned Gaussians) or "vamp" (VampPrior)
+    prior_components: int = 10  # mixture: number of Gaussians; vamp: number of pseudo-inputs
 
     def __post_init__(self) -> None:
         self.x_shape = tuple(self.x_shape)
@@ -111,7 +111,8 @@ class AutoregressiveVAE(VAEBase):
                                           nn.Linear(c.hidden, c.cond_map * c.x_shape[1] * c.x_shape[2]))
         self.decoder = PixelCNN(c.x_shape[0], c.pixel_hidden, c.pixel_layers, cond_dim=c.cond_map or c.z_dim,
                                 first_kernel=c.first_kernel, kernel=c.kernel)
-        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components)
+        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components, encoder=self.encoder,
+                                 x_shape=c.x_shape)
 
     def decode(self, z: Tensor) -> AutoregressivePixels:
         r""":math:`p_\theta(x\mid z)` for latents ``(..., B, m)``; call ``.log_prob(x)`` or ``.sample()``."""

@@ -68,9 +68,13 @@ class _GaussianEncoder(nn.Module):
     def trunk(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def forward(self, x: Tensor) -> DiagonalGaussian:
-        mu, a = self.head(self.trunk(x)).chunk(2, dim=-1)  # (B, m) each
+    def posterior(self, h: Tensor) -> DiagonalGaussian:
+        """:math:`q(z\\mid x)` from the trunk's features ``h`` ``(B, F)`` (a flow posterior also reads ``h``)."""
+        mu, a = self.head(h).chunk(2, dim=-1)  # (B, m) each
         return DiagonalGaussian(mu, variance_head(a, self.posterior_var))
+
+    def forward(self, x: Tensor) -> DiagonalGaussian:
+        return self.posterior(self.trunk(x))
 
 
 class MLPEncoder(_GaussianEncoder):

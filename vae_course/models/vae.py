@@ -48,8 +48,8 @@ class VAEConfig:
     posterior_var: str = "exp"  # q(z|x) variance: "exp" (sigma^2 = e^a) or "softplus" (softplus(a) + 1e-4)
     deterministic: bool = False  # True: vanilla autoencoder, z = mu(x), no noise and no KL
     channels: tuple[int, int] = (32, 64)  # conv only: channels of the two conv layers
-    prior: str = "standard"  # p(z): "standard" (N(0, I)) or "mixture" (a learned mixture of Gaussians)
-    prior_components: int = 10  # mixture prior only: number of components
+    prior: str = "standard"  # p(z): "standard" (N(0, I)), "mixture" (learned Gaussians) or "vamp" (VampPrior)
+    prior_components: int = 10  # mixture: number of Gaussians; vamp: number of pseudo-inputs
 
     def __post_init__(self) -> None:
         self.x_shape = tuple(self.x_shape)
@@ -104,7 +104,8 @@ class VAE(VAEBase):
         else:
             self.encoder = LinearEncoder(c.x_dim, c.z_dim, c.posterior_var)
             self.decoder = LinearDecoder(c.z_dim, c.x_shape, k)
-        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components)
+        self.prior = build_prior(c.prior, c.z_dim, n_components=c.prior_components, encoder=self.encoder,
+                                 x_shape=c.x_shape)
 
     def decode(self, z: Tensor):
         r""":math:`p_\theta(x\mid z)` for latents ``(..., m)``: Bernoulli or Gaussian pixels ``(..., C, H, W)``."""

@@ -15,6 +15,17 @@ of the IWAE bound, and Sample_VAE. A model differs from another only in its thre
 The expectation is estimated with ``n_samples`` reparameterised draws :math:`z = \mu + \sigma\odot\varepsilon`;
 the KL is the prior's closed form where it has one, else the Monte-Carlo average of
 :math:`\log q(z\mid x) - \log p(z)` over the same draws.
+
+Two hooks let a model change the posterior or the likelihood without copying the ELBO (chapter 9):
+
+* ``posterior_draws(x, n_samples, generator)`` returns :class:`LatentDraws`: the latents to decode, their
+  :math:`\log q(z\mid x)` and :math:`\log p(z)`, and the KL per latent coordinate where it is closed form. The
+  default draws from the encoder's Gaussian; a flow posterior pushes the draws through its layers (and
+  subtracts the log-determinants from :math:`\log q`), a hierarchical model draws its levels top-down.
+* ``log_likelihood(x, z)``: :math:`\log p_\theta(x\mid z)`, by default ``decode(z).log_prob(x)``; a conditional
+  model reads its label from ``x`` here.
+
+The ELBO, the loss with every option, and the importance weights are written once, below, in terms of the two.
 """
 from __future__ import annotations
 
@@ -28,7 +39,7 @@ from .. import objectives
 from ..utils import check_positive_int
 from .base import LossTerms
 
-__all__ = ["ELBO", "VAEBase"]
+__all__ = ["ELBO", "LatentDraws", "VAEBase"]
 
 
 class ELBO(NamedTuple):
@@ -39,6 +50,17 @@ class ELBO(NamedTuple):
     kl: Tensor
     elbo: Tensor
     total: Tensor
+
+
+class LatentDraws(NamedTuple):
+    r"""What :meth:`VAEBase.posterior_draws` returns: ``z`` ``(..., B, m)``, the latents ``decode`` takes;
+    ``log_q`` and ``log_p`` ``(..., B)``: :math:`\log q(z\mid x)` and :math:`\log p(z)` at those latents;
+    ``kl_dims`` ``(B, m)``: the closed-form KL per coordinate (averaged over the draws), or None."""
+
+    z: Tensor
+    log_q: Tensor
+    log_p: Tensor
+    kl_dims: Tensor | None
 
 
 class VAEBase(nn.Module):
@@ -73,13 +95,18 @@ class VAEBase(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------ the objective
-    def _kl(self, q: D.DiagonalGaussian, z: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``(kl (B,), kl per dimension (B, m) or None)``: closed form where the prior has one, else Monte Carlo."""
-        kl_dims = self.prior.kl(q, per_dimension=True)  # (B, m) or None
-        if kl_dims is not None:
-            return kl_dims.sum(-1), kl_dims
-        log_ratio = q.log_prob(z) - self.prior.log_prob(z)  # (B,) or (S, B): log q(z|x) - log p(z)
-        return (log_ratio if log_ratio.dim() == 1 else log_ratio.mean(0)), None
+    def posterior_draws(self, x: Tensor, n_samples: int | None = None, *,
+                        generator: torch.Generator | None = None) -> LatentDraws:
+        r"""The hook for the posterior: ``n_samples`` draws :math:`z\sim q(z\mid x)` (None: one draw, ``(B, m)``; an int
+        S: ``(S, B, m)``) for images ``x`` ``(B, C, H, W)``, with :math:`\log q`, :math:`\log p` and the closed-form KL
+        per coordinate where the prior has one. The default is the encoder's reparameterised Gaussian."""
+        q = self.encoder(x)
+        z = q.sample(n_samples, generator=generator)
+        return LatentDraws(z, q.log_prob(z), self.prior.log_prob(z), self.prior.kl(q, per_dimension=True))
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        r"""The hook for the likelihood: :math:`\log p_\theta(x\mid z)` for latents ``(..., B, m)``: ``(..., B)``."""
+        return self.decode(z).log_prob(x)
 
     def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, *, free_bits: float = 0.0,
              free_bits_group: int = 1, capacity: float | None = None,
@@ -88,12 +115,17 @@ class VAEBase(nn.Module):
         ``beta``, ``free_bits`` (with ``free_bits_group``) and ``capacity`` choose ``total``
         (:func:`~vae_course.objectives.beta_objective`); ``recon``, ``kl`` and ``elbo`` are always the true terms."""
         x = self._images(x)
-        q = self.encoder(x)
-        z = q.sample(None if n_samples == 1 else check_positive_int("n_samples", n_samples), generator=generator)
-        recon = self.decode(z).log_prob(x)  # (B,) or (S, B)
+        draws = self.posterior_draws(x, None if n_samples == 1 else check_positive_int("n_samples", n_samples),
+                                     generator=generator)
+        recon = self.log_likelihood(x, draws.z)  # (B,) or (S, B)
         if n_samples != 1:
             recon = recon.mean(0)
-        kl, kl_dims = self._kl(q, z)
+        kl_dims = draws.kl_dims  # (B, m) or None
+        if kl_dims is not None:
+            kl = kl_dims.sum(-1)
+        else:  # no closed form: the Monte-Carlo mean of log q(z|x) - log p(z) over the same draws
+            log_ratio = draws.log_q - draws.log_p  # (B,) or (S, B)
+            kl = log_ratio if log_ratio.dim() == 1 else log_ratio.mean(0)
         total = objectives.beta_objective(recon, kl, kl_dims, beta=beta, free_bits=free_bits,
                                           free_bits_group=free_bits_group, capacity=capacity)
         return ELBO(recon, kl, recon - kl, total)
@@ -114,9 +146,8 @@ class VAEBase(nn.Module):
         r"""Importance log-weights :math:`\log p(x\mid z_i) + \log p(z_i) - \log q(z_i\mid x)`, :math:`z_i\sim q`:
         ``(k, B)``. Their log-mean-exp is the IWAE bound (:func:`vae_course.evaluate.log_likelihood`)."""
         x = self._images(x)
-        q = self.encoder(x)
-        z = q.sample(check_positive_int("k", k), generator=generator)  # (k, B, m)
-        return self.decode(z).log_prob(x) + self.prior.log_prob(z) - q.log_prob(z)
+        draws = self.posterior_draws(x, check_positive_int("k", k), generator=generator)  # z: (k, B, m)
+        return self.log_likelihood(x, draws.z) + draws.log_p - draws.log_q
 
     # ------------------------------------------------------------ generation
     @torch.no_grad()

@@ -12,4 +12,5 @@ from .vae import *  # noqa: F401,F403
 from .collapse import *  # noqa: F401,F403
 from .vq import *  # noqa: F401,F403
 from .disentangle import *  # noqa: F401,F403
+from .beyond import *  # noqa: F401,F403
 from .families import *  # noqa: F401,F403
