@@ -5,6 +5,7 @@ On a GPU machine ``VAE_COURSE_DEVICE=cuda python3.11 make.py test`` runs this fi
 ``.cuda()`` or name a device it was not given.
 """
 import ast
+import re
 import json
 import os
 import subprocess
@@ -54,7 +55,7 @@ def test_notebooks_choose_their_device_through_the_environment_variable(path):
             continue
         src = "".join(cell["source"])
         assert ".cuda(" not in src, f"{path.name}: use .to(device), not .cuda()"
-        for node in ast.walk(ast.parse(src.replace("%", "#"))):
+        for node in ast.walk(ast.parse(re.sub(r"(?m)^(\s*)[%!]", r"\1#", src))):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "get_device":
                 assert not node.args, f"{path.name}: get_device({ast.unparse(node.args[0])}) ignores VAE_COURSE_DEVICE; use get_device(default=...)"
 

@@ -120,7 +120,7 @@ class LadderVAEConfig:
 
     @property
     def z_dim(self) -> int:
-        """Both levels together, m_1 + m_2: the size of the latents the skeleton sees."""
+        """The size of the latents the skeleton sees (both levels together, m_1 + m_2)."""
         return self.z1_dim + self.z2_dim
 
     @property
