@@ -95,7 +95,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, 
     return mu + torch.exp(0.5 * logvar) * eps  # (..., m): the standard deviation is exp(logvar / 2)
 
 
-def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None) -> Tensor:
+def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None, validate: bool = True) -> Tensor:
     r"""The log of an average of exponentials, stable for any scale of ``a``, along ``dim``.
 
     .. math:: \log\frac1n\sum_i e^{a_i} = \operatorname{logsumexp}_i(a_i) - \log n,
@@ -105,12 +105,28 @@ def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None) 
     probability). Never ``log(exp(a).mean())``: :math:`e^{a}` underflows to 0 for :math:`a \lesssim -100` in float32
     (an MNIST digit's :math:`\log p(x\mid z)` is about -100 nats). The IWAE bound (chapter 5), the Monte-Carlo
     marginal and the quadrature of chapter 2 and the aggregate posterior of chapter 7 all use it.
+    ``a`` may hold ``-inf`` (a zero term), not NaN or ``+inf``; it needs at least one entry along ``dim``.
     """
+    if validate:
+        _check_log_mean_exp(a, dim, log_weights)
     if log_weights is None:
         return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
     shape = [1] * a.dim()
     shape[dim] = -1
     return torch.logsumexp(a + log_weights.reshape(shape), dim=dim)
+
+
+def _check_log_mean_exp(a: Tensor, dim: int, log_weights: Tensor | None) -> None:
+    check.log_values("a", a, min_dim=1)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -a.dim() <= dim < a.dim():
+        raise ValueError(f"dim: got {dim!r}; need an int in [{-a.dim()}, {a.dim()}) for a of shape {tuple(a.shape)}")
+    if a.shape[dim] == 0:
+        raise ValueError(f"a: got shape {tuple(a.shape)}, no entry along dim {dim}; need at least one to average")
+    if log_weights is not None:
+        check.log_values("log_weights", log_weights, min_dim=1)
+        if log_weights.numel() != a.shape[dim]:
+            raise ValueError(f"log_weights: got shape {tuple(log_weights.shape)}; need {a.shape[dim]} entries, "
+                             f"one per entry of a along dim {dim}")
 
 
 def log_normal_std(x: Tensor, *, validate: bool = True) -> Tensor:
@@ -192,6 +208,8 @@ def log_normal_full(
     L = cholesky(cov) if cov is not None else check.tensor("scale_tril", scale_tril, min_dim=2)
     if validate:
         check.same_last_dim(x=x, mu=mu, scale_tril=L)
+        if cov is None:
+            check.positive_diagonal("scale_tril", L)
     diff = x - mu  # (..., d)
     batch = torch.broadcast_shapes(diff.shape[:-1], L.shape[:-2])
     d = diff.shape[-1]

@@ -118,6 +118,7 @@ def sample_normal(mu: Tensor, *, logvar: Tensor | None = None, scale_tril: Tenso
         if scale_tril.shape[-1] != scale_tril.shape[-2] or scale_tril.shape[-1] != mu.shape[-1]:
             raise ValueError(f"scale_tril: got shape {tuple(scale_tril.shape)} for mu of shape {tuple(mu.shape)}; "
                              f"need (..., d, d) with d = {mu.shape[-1]}")
+        check.positive_diagonal("scale_tril", scale_tril)
         shape = torch.broadcast_shapes(mu.shape, scale_tril.shape[:-1])
     if eps is None:
         dev = generator.device if generator is not None else mu.device

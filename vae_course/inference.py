@@ -268,6 +268,7 @@ class AmortizedEncoder(nn.Module):
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (32,), *, activation: str = "tanh",
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
+        check_positive_int("x_dim", x_dim)  # named here: MLP would call it in_dim
         self.z_dim = check_positive_int("z_dim", z_dim)
         self.net = MLP(x_dim, 2 * self.z_dim, tuple(hidden), activation).to(dtype)
         with torch.no_grad():  # PyTorch's default init, drawn from ``generator`` so that runs repeat

@@ -74,7 +74,8 @@ def code_data(model: nn.Module, data: ImageData, *, batch_size: int = 1000, seed
         x_train = draw_binary(x_train, generator=make_generator(seed))
     tr = encode_codes(model, x_train, batch_size=batch_size)[:, None].float()
     te = encode_codes(model, data.x_test, batch_size=batch_size)[:, None].float()
-    return ImageData(f"{data.name}-codes", tr, data.y_train, te, data.y_test, "none")
+    return ImageData(f"{data.name}-codes", tr, data.y_train, te, data.y_test, "none",
+                     value_range=(0.0, float(model.config.n_codes - 1)))
 
 
 def codebook_usage(codes: Tensor, n_codes: int) -> CodebookUsage:

@@ -63,7 +63,11 @@ def effective_sample_size(log_w: Tensor) -> Tensor:
 
 
 def relative_error(log_p_hat: Tensor, log_p: Tensor) -> Tensor:
-    r""":math:`|\hat P/P - 1| = |e^{\log\hat P - \log P} - 1|`, elementwise."""
+    r""":math:`|\hat P/P - 1| = |e^{\log\hat P - \log P} - 1|`, elementwise; ``log_p_hat`` may be ``-inf`` (an estimate of 0),
+    ``log_p`` must be finite; the two broadcast."""
+    check.log_values("log_p_hat", log_p_hat)
+    check.tensor("log_p", log_p)
+    check.broadcast(log_p_hat=log_p_hat, log_p=log_p)
     return torch.expm1(log_p_hat - log_p).abs()
 
 
@@ -118,7 +122,7 @@ def naive_marginal_repeats(model, x: Tensor, n_samples: int, repeats: int, *,
     x = _as_points(x)
     z = torch.randn(repeats * n_samples, model.z_dim, generator=generator).to(x)  # (R*K, m)
     lw = log_likelihood_matrix(model, x, z).reshape(x.shape[0], repeats, n_samples)  # (N, R, K)
-    return log_mean_exp(lw, dim=-1)  # (N, R)
+    return log_mean_exp(lw, dim=-1, validate=False)  # (N, R)
 
 
 class NaiveStudy(NamedTuple):
