@@ -40,6 +40,12 @@ def data_checked() -> Iterator[None]:
         _CHECKED.reset(token)
 
 
+def in_checked_data() -> bool:
+    """True inside :func:`data_checked`: the batches come from a data set already checked, on the model's device, in
+    its dtype, so a model can skip its per-batch device, dtype and value checks."""
+    return _CHECKED.get()
+
+
 def should_scan(value: Tensor, per_batch: bool) -> bool:
     """Whether the values of ``value`` should be scanned: not for meta tensors, nor inside :func:`data_checked` when
     ``per_batch`` (a batch of data that fit has checked, or a value computed from one)."""

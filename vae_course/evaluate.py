@@ -82,11 +82,9 @@ def _images(model: nn.Module, x: Tensor, name: str = "x") -> Tensor:
                         "need a floating tensor of images (N, C, H, W)")
     check.non_empty(name, x, "image")
     own = getattr(model, "check_input", None)
-    if callable(own):
-        own(x.to(_device(model)) if x.device != _device(model) else x, name)
-    else:
-        check.tensor(name, x)
-    return x
+    if callable(own):  # the model's own check, on its device; returns x cast to its dtype
+        return own(x.to(_device(model)), name)
+    return check.tensor(name, x)
 
 
 @torch.no_grad()
@@ -94,7 +92,8 @@ def log_weights(model: nn.Module, x: Tensor, k: int, *, batch_size: int = 100, k
                 generator: torch.Generator | None = None) -> Tensor:
     """All importance log-weights ``(k, N)`` of ``model.log_weights`` for images ``x`` ``(N, ...)``, in chunks."""
     k, batch_size = check_positive_int("k", k), check_positive_int("batch_size", batch_size)
-    x_dim = _images(model, x)[0].numel()
+    x = _images(model, x)
+    x_dim = x[0].numel()
     out = []
     with check.data_checked():
         for i in range(0, len(x), batch_size):
@@ -114,7 +113,8 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
     """
     k, batch_size = check_positive_int("k", k), check_positive_int("batch_size", batch_size)
     model.eval()
-    x_dim = _images(model, x)[0].numel()
+    x = _images(model, x)
+    x_dim = x[0].numel()
     result = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(_device(model))
@@ -145,7 +145,7 @@ def iwae_curve(model: nn.Module, x: Tensor, ks: tuple[int, ...] = (1, 10, 100, 1
 def elbo_per_example(model: nn.Module, x: Tensor, *, n_samples: int = 1, batch_size: int = 500) -> Tensor:
     """``model.elbo(x).elbo`` for every image ``(N,)``, in batches (nats)."""
     batch_size, n_samples = check_positive_int("batch_size", batch_size), check_positive_int("n_samples", n_samples)
-    _images(model, x)
+    x = _images(model, x)
     model.eval()
     with check.data_checked():
         return torch.cat([model.elbo(x[i:i + batch_size].to(_device(model)), n_samples=n_samples).elbo.cpu()
@@ -156,7 +156,7 @@ def elbo_per_example(model: nn.Module, x: Tensor, *, n_samples: int = 1, batch_s
 def encode_all(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
     r"""``(mu, logvar)`` of :math:`q(z\mid x)` for every image of ``x``: two ``(N, m)`` tensors (on the CPU)."""
     batch_size = check_positive_int("batch_size", batch_size)
-    _images(model, x)
+    x = _images(model, x)
     model.eval()
     mus, lvs = [], []
     with check.data_checked():

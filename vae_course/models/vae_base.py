@@ -65,10 +65,12 @@ class VAEBase(nn.Module):
         elif x.dim() != 4 or tuple(x.shape[1:]) != shape:
             raise ValueError(f"{name}: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))}) or (B, {x_dim})")
         check.non_empty(name, x, "image")
+        if check.in_checked_data():  # a batch of fit's data set: checked, moved and cast once
+            return x
         x = check.like(name, x, check.first_parameter(self))
         if getattr(self.config, "likelihood", "bernoulli") == "bernoulli":
-            return check.pixels(name, x, per_batch=True)  # Bernoulli pixels: probabilities in [0, 1]
-        return check.tensor(name, x, per_batch=True)
+            return check.pixels(name, x)  # Bernoulli pixels: probabilities in [0, 1]
+        return check.tensor(name, x)
 
     def _images(self, x: Tensor) -> Tensor:
         return self.check_input(x)

@@ -144,10 +144,12 @@ class VQVAE(nn.Module):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{name}: got {got}; need a floating tensor of images (B, {', '.join(map(str, shape))})")
         check.non_empty(name, x, "image")
+        if check.in_checked_data():  # a batch of fit's data set: checked, moved and cast once
+            return x
         x = check.like(name, x, self.quantizer.codebook)
         if self.config.likelihood == "bernoulli":
-            return check.pixels(name, x, per_batch=True)
-        return check.tensor(name, x, per_batch=True)
+            return check.pixels(name, x)
+        return check.tensor(name, x)
 
     def _images(self, x: Tensor) -> Tensor:
         return self.check_input(x)
@@ -256,7 +258,8 @@ class CodePrior(nn.Module):
         if z.dim() != 3 or tuple(z.shape[1:]) != self.config.map_shape:
             raise ValueError(f"{name}: got shape {tuple(z.shape)}; need code maps (B, {', '.join(map(str, self.config.map_shape))})")
         check.non_empty(name, z, "code map")
-        check.like(name, z, check.first_parameter(self))
+        if not check.in_checked_data():
+            check.like(name, z, self.pixelcnn.input.weight)
         if z.is_floating_point():
             check.pixels(name, z, high=self.config.n_codes - 1, per_batch=True)
             if check.should_scan(z, True) and bool((z != z.round()).any()):
