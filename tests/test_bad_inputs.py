@@ -149,6 +149,12 @@ NON_FINITE = [
     ("sample_normal negative diagonal scale_tril", lambda: vc.generators.sample_normal(
         torch.zeros(2), scale_tril=torch.tensor([[-1.0, 0.0], [1.0, 1.0]])), ValueError, "scale_tril"),
     ("bits_per_dim NaN", lambda: evaluate.bits_per_dim(NAN, 784), ValueError, "log_px"),
+    ("reparameterize NaN mu", lambda: vc.distributions.reparameterize(with_entry(torch.zeros(2, 3), NAN), torch.zeros(2, 3)),
+     ValueError, "mu"),
+    ("reparameterize inf logvar", lambda: vc.distributions.reparameterize(torch.zeros(3), with_entry(torch.zeros(3), INF)),
+     ValueError, "logvar"),
+    ("effective_sample_size NaN log-weight", lambda: vc.mixtures.effective_sample_size(torch.tensor([NAN, 0.0])),
+     ValueError, "log_w"),
     ("dead_fraction negative counts", lambda: Q.dead_fraction(torch.tensor([1.0, -1.0])), ValueError, "counts"),
 ]
 

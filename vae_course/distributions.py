@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _validate as check
+from .utils import check_positive_int
 
 __all__ = [
     "DiagonalGaussian",
@@ -58,7 +59,7 @@ class DiagonalGaussian(NamedTuple):
     def sample(self, n_samples: int | None = None, *, eps: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """Reparameterised draws: ``(..., m)``, or ``(n_samples, ..., m)``; see :func:`reparameterize`."""
-        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator)
+        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator, validate=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
         r""":math:`\log\mathcal N(z;\mu,\mathrm{diag}\,\sigma^2)`, ``z`` ``(..., B, m)`` -> ``(..., B)``."""
@@ -66,7 +67,7 @@ class DiagonalGaussian(NamedTuple):
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, eps: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, validate: bool = True) -> Tensor:
     r"""A draw of :math:`\mathcal N(\mu, \mathrm{diag}\,\sigma^2)` that gradients flow through (chapter 4).
 
     .. math:: z = \mu + \sigma\odot\varepsilon,\qquad \sigma = e^{\ell/2},\quad \varepsilon\sim\mathcal N(0, I)
@@ -76,8 +77,15 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, 
         n_samples: None for one draw ``(..., m)``; an int S for ``(S, ..., m)``.
         eps: the noise to use, a shape that broadcasts with ``mu`` (e.g. ``(S, ..., m)``); drawn with
             ``generator`` if None (on ``generator``'s device, then moved to ``mu``'s).
-    Returns the broadcast shape of ``mu``, ``logvar`` and the noise.
+    Returns the broadcast shape of ``mu``, ``logvar`` and the noise. ``validate``: check that ``mu`` and
+    ``logvar`` are finite and broadcast (the encoders' inner calls skip it).
     """
+    if validate:
+        check.tensor("mu", mu, min_dim=1)
+        check.tensor("logvar", logvar, min_dim=1)
+        check.broadcast(mu=mu, logvar=logvar)
+        if n_samples is not None:
+            check_positive_int("n_samples", n_samples)
     if eps is None:
         shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
         dev = generator.device if generator is not None else mu.device

@@ -130,7 +130,7 @@ def sample_normal(mu: Tensor, *, logvar: Tensor | None = None, scale_tril: Tenso
         except RuntimeError:
             raise ValueError(f"eps: got shape {tuple(eps.shape)}; need a shape that broadcasts with {tuple(shape)}") from None
     if logvar is not None:
-        return D.reparameterize(mu, logvar, eps=eps)  # mu + exp(logvar / 2) * eps
+        return D.reparameterize(mu, logvar, eps=eps, validate=False)  # mu + exp(logvar / 2) * eps
     return mu + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)  # x = mu + L eps, (..., d)
 
 

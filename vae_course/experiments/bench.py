@@ -82,7 +82,7 @@ class BaselineVAE(nn.Module):
     def forward(self, x: Tensor):
         h = self.act(self.enc(x.view(-1, self.x_dim)))
         mu, logvar = self.enc_mu(h), self.enc_logvar(h)
-        z = reparameterize(mu, logvar)
+        z = reparameterize(mu, logvar, validate=False)
         return torch.sigmoid(self.dec_out(self.act(self.dec(z)))), mu, logvar
 
 

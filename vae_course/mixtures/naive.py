@@ -58,7 +58,7 @@ def effective_sample_size(log_w: Tensor) -> Tensor:
     Args:
         log_w: ``(..., K)`` log-weights. Returns: ``(...)``.
     """
-    check.tensor("log_w", log_w, min_dim=1, finite=False)
+    check.log_values("log_w", log_w, min_dim=1)  # -inf (a zero weight) is allowed, NaN and +inf are not
     return torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
 
 
