@@ -23,6 +23,7 @@ likelihood buys: scores that separate the training distribution from other image
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -188,7 +189,7 @@ def shift_images(x: Tensor, dx: int, dy: int) -> Tensor:
     if x.dim() != 4:
         raise ValueError(f"x: got shape {tuple(x.shape)}; need images (N, C, H, W)")
     for name, v in (("dx", dx), ("dy", dy)):
-        if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"{name}: got {v!r} of type {type(v).__name__}; need an int number of pixels")
     out = torch.zeros_like(x)
     h, w = x.shape[-2:]

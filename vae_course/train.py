@@ -306,7 +306,7 @@ def _checked(model: nn.Module, x: Tensor, name: str, dynamic: bool) -> Tensor:
     x = check.like(name, x, check.first_parameter(model))
     own = getattr(model, "check_input", None)
     if x.is_floating_point() or not callable(own):  # integer inputs (code maps) are the model's own business
-        (check.pixels if dynamic else check.tensor)(name, x)
+        (check.pixels if dynamic else check.tensor)(name, x, per_batch=True)  # inside fit: checked at its start
     out = own(x, name) if callable(own) else None
     return x if out is None else out
 

@@ -188,7 +188,8 @@ def perplexity(counts: Tensor) -> Tensor:
     ``counts`` (or probabilities) ``(K,)``. Equals :math:`K` for uniform use and 1 when one code is used."""
     check.tensor("counts", counts, min_dim=1, per_batch=True)
     if check.should_scan(counts, True) and (bool((counts < 0).any()) or float(counts.sum()) <= 0):
-        raise ValueError("counts: need non-negative counts with a positive sum")
+        raise ValueError(f"counts: got minimum {counts.min().item():g} and sum {counts.sum().item():g}; need non-negative "
+                         "counts with a positive sum")
     p = counts / counts.sum()
     entropy = -torch.where(p > 0, p * torch.log(p.clamp_min(1e-30)), torch.zeros_like(p)).sum()
     return torch.exp(entropy)
@@ -197,9 +198,10 @@ def perplexity(counts: Tensor) -> Tensor:
 def dead_fraction(counts: Tensor) -> Tensor:
     """Fraction of codes with zero count in ``counts`` ``(K,)`` (non-negative, at least one code)."""
     check.tensor("counts", counts, min_dim=1, per_batch=True)
-    if counts.dim() != 1 or not len(counts) or (check.should_scan(counts, True) and bool((counts < 0).any())):
-        raise ValueError(f"counts: got shape {tuple(counts.shape)} with minimum {counts.min().item() if counts.numel() else '-'}; "
-                         "need non-negative counts (K,), K >= 1")
+    if counts.dim() != 1 or not len(counts):
+        raise ValueError(f"counts: got shape {tuple(counts.shape)}; need counts (K,) of K >= 1 codes")
+    if check.should_scan(counts, True) and bool((counts < 0).any()):
+        raise ValueError(f"counts: got a minimum of {counts.min().item():g}; need non-negative counts")
     return (counts == 0).float().mean()
 
 
