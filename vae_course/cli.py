@@ -13,7 +13,7 @@ Every subcommand has ``--help``. The parser imports only the module of the subco
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
 
 A user's mistake never ends in a traceback: the options are checked by the ``type=`` validators of
-:mod:`vae_course._args`, and a bad option, or a ``ValueError`` or ``OSError`` while the command runs (a missing
+``vae_course._args``, and a bad option, or a ``ValueError`` or ``OSError`` while the command runs (a missing
 file, a folder that cannot be written), is one line on stderr and exit status 2.
 """
 from __future__ import annotations

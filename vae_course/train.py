@@ -26,7 +26,7 @@ checkpoint ever holds NaN or inf. ``checkpoint=path`` writes an atomic checkpoin
 Bad input is refused before the first step: the arguments, the model's weights, and the whole data set once
 (finite, not empty, and the model's own ``check_input(x, name)`` if it has one, e.g. pixels in [0, 1] for Bernoulli
 pixels; floating data is cast to the model's dtype). The steps then run inside
-:func:`vae_course._validate.data_checked`, so the models skip their per-batch value scans: the loop adds no
+``vae_course._validate.data_checked()``, so the models skip their per-batch value scans: the loop adds no
 device sync per step beyond the finiteness check of the loss.
 """
 from __future__ import annotations

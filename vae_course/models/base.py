@@ -10,7 +10,7 @@ A model plugs into :func:`vae_course.train.fit` and into checkpoints by providin
 
 Optionally, ``check_input(x, name="x") -> Tensor``: ``x`` checked as the model's input (shape, values, device) and
 returned in the model's dtype. ``fit`` calls it once on its whole data set and then runs its steps inside
-:func:`vae_course._validate.data_checked`, where the model may skip its per-batch checks; every model of the course
+``vae_course._validate.data_checked()``, where the model may skip its per-batch checks; every model of the course
 has one (images with pixels in [0, 1] for Bernoulli pixels, code maps in ``[0, K)`` for the code prior).
 
 Chapters 6-8 (beta-VAE, posterior collapse, VQ-VAE) add their models this way, without copying
