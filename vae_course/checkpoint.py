@@ -3,16 +3,26 @@
 A checkpoint is a dict of tensors and plain Python values only::
 
     {"format": "vae_course.checkpoint/1", "model_class": "VAE", "config": {...plain values...},
-     "state_dict": {name: tensor}, "history": History.to_dict() or None, "extra": {...}}
+     "state_dict": {name: tensor}, "weights_sha256": "...", "history": History.to_dict() or None, "extra": {...}}
 
 so loading never unpickles code (``weights_only=True`` refuses anything else). The model is
 rebuilt from its registered class name and config (:func:`vae_course.models.build_model`), then
 the weights are loaded strictly. Writing is atomic: the file is written next to the target and
 moved over it with ``os.replace``, so a crash mid-write leaves the previous checkpoint intact.
+
+**Integrity.** ``torch.load`` does not verify the zip archive's CRCs, so a flipped byte inside a weight tensor
+would load silently. ``weights_sha256`` is the SHA-256 of every tensor of the state dict (its name, dtype, shape
+and bytes, in name order; :func:`weights_digest`); :func:`load_checkpoint` recomputes it and refuses a file whose
+weights do not match. Weights that are NaN or inf are never written (:func:`save_checkpoint` refuses them) and
+never loaded (a ValueError naming the file). A checkpoint written before the checksum existed (no
+``weights_sha256`` key) still loads, with a ``UserWarning`` that it cannot be verified: the checksum guards
+against corruption, not tampering (``weights_only=True`` is what keeps code out).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,7 +32,7 @@ from torch import Tensor, nn
 from .history import History
 from .models.base import MODELS, build_model, config_to_dict
 
-__all__ = ["save_checkpoint", "load_checkpoint", "Checkpoint", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint", "weights_digest", "Checkpoint", "FORMAT"]
 
 FORMAT = "vae_course.checkpoint/1"
 _REQUIRED = ("format", "model_class", "config", "state_dict")
@@ -55,6 +65,20 @@ def _check_plain(value: Any, where: str) -> None:
                     "None, lists, tuples and dicts (so that weights_only=True can load it)")
 
 
+def weights_digest(state_dict: dict[str, Tensor]) -> str:
+    """SHA-256 (hex) of a state dict: for each tensor in name order, its name, dtype, shape and raw bytes."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().to("cpu").contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _nonfinite(state_dict: dict[str, Tensor]) -> list[str]:
+    return [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Any = None, history: History | None = None,
                     extra: dict | None = None) -> Path:
     """Write ``model`` (its registered class, config and weights), ``history`` and ``extra`` to ``path`` atomically.
@@ -62,18 +86,32 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, config: Any = Non
     Args:
         config: the model's config dataclass (default: ``model.config``).
         extra: plain values to keep with the weights (e.g. which data set it was trained on).
-    Returns the path written.
+    Returns the path written. Raises ValueError (and writes nothing) if a weight is NaN or inf.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: got {type(path).__name__}; need a file path (str or os.PathLike)")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: got {type(model).__name__}; need a torch.nn.Module")
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"history: got {type(history).__name__}; need None or a vae_course.history.History")
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra: got {type(extra).__name__}; need None or a dict of plain values")
     name = type(model).__name__
     if MODELS.get(name) is not type(model):
         raise ValueError(f"model: {name} is not registered; decorate its class with "
                          "@vae_course.models.register_model so a checkpoint can rebuild it")
     config = config if config is not None else getattr(model, "config", None)
+    state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    bad = _nonfinite(state)
+    if bad:
+        raise ValueError(f"model: got non-finite weights (NaN or inf) in {', '.join(bad[:5])}; a checkpoint holds "
+                         "finite weights only (nothing was written to " + os.fspath(path) + ")")
     payload = {
         "format": FORMAT,
         "model_class": name,
         "config": config_to_dict(config),
-        "state_dict": {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()},
+        "state_dict": state,
+        "weights_sha256": weights_digest(state),
         "history": history.to_dict() if history is not None else None,
         "extra": dict(extra or {}),
         "torch_version": str(torch.__version__),
@@ -117,6 +155,21 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     return payload
 
 
+def _verify(path: str | os.PathLike, payload: dict) -> None:
+    """The checksum of the weights, then their finiteness; a ValueError naming the file if either fails."""
+    stored = payload.get("weights_sha256")
+    if stored is None:
+        warnings.warn(f"checkpoint {path}: has no weights checksum (written by an older vae_course), so its weights "
+                      "cannot be verified; save it again to add one", UserWarning, stacklevel=3)
+    elif stored != weights_digest(payload["state_dict"]):
+        raise ValueError(f"checkpoint {path}: its weights do not match their SHA-256 checksum (stored {str(stored)[:12]}..., "
+                         f"computed {weights_digest(payload['state_dict'])[:12]}...); the file is corrupt")
+    bad = _nonfinite(payload["state_dict"])
+    if bad:
+        raise ValueError(f"checkpoint {path}: holds non-finite weights (NaN or inf) in {', '.join(bad[:5])}; refusing "
+                         "to load them")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = None, *,
                     return_extra: bool = False):
     """Rebuild the model saved by :func:`save_checkpoint`; returns ``Checkpoint(model, config, history)``
@@ -124,9 +177,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
     (default CPU).
 
     Raises ValueError naming the file for a corrupt file, missing keys, an unknown model class, a
-    config the class rejects, or weights whose names or shapes do not fit the rebuilt model.
+    config the class rejects, weights whose names or shapes do not fit the rebuilt model, weights that do not
+    match their SHA-256 checksum, or weights that are NaN or inf (see the module doc).
     """
     payload = read_checkpoint(path, map_location)
+    if not isinstance(payload["state_dict"], dict) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in payload["state_dict"].items()):
+        raise ValueError(f"checkpoint {path}: its state_dict is not a dict of named tensors")
     try:
         model = build_model(payload["model_class"], payload["config"])
     except (ValueError, TypeError) as err:
@@ -137,6 +194,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
         detail = " ".join(str(err).split())
         raise ValueError(f"checkpoint {path}: its weights do not fit a {payload['model_class']} built from its "
                          f"config: {detail[:600]}") from None
+    _verify(path, payload)
     if map_location is not None:
         model.to(map_location)
     model.eval()

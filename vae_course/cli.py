@@ -13,6 +13,10 @@
 
 Every subcommand has ``--help``. The parser imports only the module of the subcommand that runs, so
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
+
+A user's mistake never ends in a traceback: the options are checked by the ``type=`` validators of
+``vae_course._args``, and a bad option, or a ``ValueError`` or ``OSError`` while the command runs (a missing
+file, a folder that cannot be written), is one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -94,11 +98,18 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line on stderr (no usage block), then exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of a subcommand are added (and its module imported) only if ``argv`` names it,
     or for every subcommand when ``argv`` is None."""
-    parser = argparse.ArgumentParser(prog="vae-course", description="Tools for the VAE Course: release and grade "
-                                     "exercises, train and evaluate models, regenerate the stored results.")
+    parser = _Parser(prog="vae-course", description="Tools for the VAE Course: release and grade "
+                     "exercises, train and evaluate models, regenerate the stored results.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = set(COMMANDS) if argv is None else {a for a in argv if a in COMMANDS}
     for name, cmd in COMMANDS.items():
@@ -118,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:  # a user's mistake found while running (a bad file, an unwritable folder)
+        print(f"vae-course {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

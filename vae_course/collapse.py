@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from . import _validate as check
 from .distributions import DiagonalGaussian, log_mean_exp
 from .evaluate import encode_all, iwae_bound, log_weights
 from .utils import check_positive_int, stored_file
@@ -53,6 +54,15 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _check_images(model: nn.Module, x: Tensor) -> None:
+    """Images ``x`` checked once as the model's input (moved to its device for the check)."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"x: got {type(x).__name__}{' of dtype ' + str(x.dtype) if isinstance(x, Tensor) else ''}; "
+                        "need a floating tensor of images (N, C, H, W)")
+    check.non_empty("x", x, "image")
+    model.check_input(x.to(_device(model)), "x")
+
+
 class ActiveUnits(NamedTuple):
     """``activity`` ``(m,)``: :math:`A_u = \\mathrm{Var}_x(\\mu_u(x))`; ``active`` ``(m,)`` bool; ``count``: how many."""
 
@@ -68,8 +78,10 @@ def active_units(mu: Tensor, threshold: float = AU_THRESHOLD) -> ActiveUnits:
     (dim 0, one value per unit); the variance across the units of one image, or the posterior variance
     :math:`\sigma^2_u(x)`, measure something else.
     """
+    check.tensor("mu", mu)
     if mu.dim() != 2 or mu.shape[0] < 2:
         raise ValueError(f"mu: got shape {tuple(mu.shape)}; need (N, m) posterior means of N >= 2 images")
+    check.positive_float("threshold", threshold, allow_zero=True)
     activity = mu.double().var(0, unbiased=False).to(mu.dtype)  # (m,)
     active = activity > threshold
     return ActiveUnits(activity, active, int(active.sum()))
@@ -96,6 +108,8 @@ def mutual_information(mu: Tensor, logvar: Tensor, *, n_samples: int = 1,
 
     Args: ``mu``, ``logvar``: ``(N, m)``; ``n_samples``: draws S per image.
     """
+    check.tensor("mu", mu)
+    check.tensor("logvar", logvar)
     if mu.dim() != 2 or mu.shape != logvar.shape or mu.shape[0] < 2:
         raise ValueError(f"mu, logvar: got shapes {tuple(mu.shape)} and {tuple(logvar.shape)}; need equal (N, m), N >= 2")
     mu, logvar = mu.double(), logvar.double()
@@ -103,7 +117,7 @@ def mutual_information(mu: Tensor, logvar: Tensor, *, n_samples: int = 1,
     for _ in range(check_positive_int("n_samples", n_samples)):
         z = DiagonalGaussian(mu, logvar).sample(generator=generator)  # (N, m), z_n ~ q(z | x_n)
         log_q = _log_q_matrix(z, mu, logvar)  # (N, N): log q(z_n | x_k)
-        log_agg = log_mean_exp(log_q, dim=1)  # (N,): log q(z_n), the aggregate posterior
+        log_agg = log_mean_exp(log_q, dim=1, validate=False)  # (N,): log q(z_n), the aggregate posterior
         total += float((log_q.diagonal() - log_agg).mean())
     return total / n_samples
 
@@ -128,9 +142,11 @@ def latent_swap_test(model: nn.Module, x: Tensor, *, source: str = "prior", gene
     """
     if source not in ("prior", "shuffle"):
         raise ValueError(f"source: got {source!r}; need 'prior' or 'shuffle'")
+    batch_size = check_positive_int("batch_size", batch_size)
+    _check_images(model, x)
     model.eval()
     own, other = 0.0, 0.0
-    for i in range(0, len(x), check_positive_int("batch_size", batch_size)):
+    for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(_device(model))
         q = model.encode(xb)
         z = q.sample(generator=generator)  # (B, m), z ~ q(z | x)
@@ -206,7 +222,10 @@ def collapse_report(model: nn.Module, x: Tensor, *, k: int = 50, seed: int = 0, 
     r"""Every detector on test images ``x``: the IWAE bound :math:`\mathcal L_k` and the ELBO (both from the same k
     importance samples per image), mean KL and its split per dimension, active units, :math:`I(x;z)`, the swap-test
     gap, and (if ``dependence``) :func:`sample_dependence`."""
-    g = torch.Generator().manual_seed(seed)
+    _check_images(model, x)
+    if len(x) < 2:
+        raise ValueError(f"x: got {len(x)} image(s); the collapse report needs N >= 2 (active units and I(x; z) compare images)")
+    g = torch.Generator().manual_seed(check.seed("seed", seed))
     mu, logvar = encode_all(model, x)
     kl_dims = model.prior.kl(DiagonalGaussian(mu, logvar), per_dimension=True)
     if kl_dims is None:

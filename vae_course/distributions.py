@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _validate as check
+from .utils import check_positive_int
 
 __all__ = [
     "DiagonalGaussian",
@@ -58,7 +59,7 @@ class DiagonalGaussian(NamedTuple):
     def sample(self, n_samples: int | None = None, *, eps: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """Reparameterised draws: ``(..., m)``, or ``(n_samples, ..., m)``; see :func:`reparameterize`."""
-        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator)
+        return reparameterize(self.mu, self.logvar, n_samples=n_samples, eps=eps, generator=generator, validate=False)
 
     def log_prob(self, z: Tensor) -> Tensor:
         r""":math:`\log\mathcal N(z;\mu,\mathrm{diag}\,\sigma^2)`, ``z`` ``(..., B, m)`` -> ``(..., B)``."""
@@ -66,7 +67,7 @@ class DiagonalGaussian(NamedTuple):
 
 
 def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, eps: Tensor | None = None,
-                   generator: torch.Generator | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, validate: bool = True) -> Tensor:
     r"""A draw of :math:`\mathcal N(\mu, \mathrm{diag}\,\sigma^2)` that gradients flow through (chapter 4).
 
     .. math:: z = \mu + \sigma\odot\varepsilon,\qquad \sigma = e^{\ell/2},\quad \varepsilon\sim\mathcal N(0, I)
@@ -76,8 +77,15 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, 
         n_samples: None for one draw ``(..., m)``; an int S for ``(S, ..., m)``.
         eps: the noise to use, a shape that broadcasts with ``mu`` (e.g. ``(S, ..., m)``); drawn with
             ``generator`` if None (on ``generator``'s device, then moved to ``mu``'s).
-    Returns the broadcast shape of ``mu``, ``logvar`` and the noise.
+    Returns the broadcast shape of ``mu``, ``logvar`` and the noise. ``validate``: check that ``mu`` and
+    ``logvar`` are finite and broadcast (the encoders' inner calls skip it).
     """
+    if validate:
+        check.tensor("mu", mu, min_dim=1)
+        check.tensor("logvar", logvar, min_dim=1)
+        check.broadcast(mu=mu, logvar=logvar)
+        if n_samples is not None:
+            check_positive_int("n_samples", n_samples)
     if eps is None:
         shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
         dev = generator.device if generator is not None else mu.device
@@ -95,7 +103,7 @@ def reparameterize(mu: Tensor, logvar: Tensor, *, n_samples: int | None = None, 
     return mu + torch.exp(0.5 * logvar) * eps  # (..., m): the standard deviation is exp(logvar / 2)
 
 
-def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None) -> Tensor:
+def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None, validate: bool = True) -> Tensor:
     r"""The log of an average of exponentials, stable for any scale of ``a``, along ``dim``.
 
     .. math:: \log\frac1n\sum_i e^{a_i} = \operatorname{logsumexp}_i(a_i) - \log n,
@@ -105,12 +113,28 @@ def log_mean_exp(a: Tensor, dim: int = 0, *, log_weights: Tensor | None = None) 
     probability). Never ``log(exp(a).mean())``: :math:`e^{a}` underflows to 0 for :math:`a \lesssim -100` in float32
     (an MNIST digit's :math:`\log p(x\mid z)` is about -100 nats). The IWAE bound (chapter 5), the Monte-Carlo
     marginal and the quadrature of chapter 2 and the aggregate posterior of chapter 7 all use it.
+    ``a`` may hold ``-inf`` (a zero term), not NaN or ``+inf``; it needs at least one entry along ``dim``.
     """
+    if validate:
+        _check_log_mean_exp(a, dim, log_weights)
     if log_weights is None:
         return torch.logsumexp(a, dim=dim) - math.log(a.shape[dim])
     shape = [1] * a.dim()
     shape[dim] = -1
     return torch.logsumexp(a + log_weights.reshape(shape), dim=dim)
+
+
+def _check_log_mean_exp(a: Tensor, dim: int, log_weights: Tensor | None) -> None:
+    check.log_values("a", a, min_dim=1)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -a.dim() <= dim < a.dim():
+        raise ValueError(f"dim: got {dim!r}; need an int in [{-a.dim()}, {a.dim()}) for a of shape {tuple(a.shape)}")
+    if a.shape[dim] == 0:
+        raise ValueError(f"a: got shape {tuple(a.shape)}, no entry along dim {dim}; need at least one to average")
+    if log_weights is not None:
+        check.log_values("log_weights", log_weights, min_dim=1)
+        if log_weights.numel() != a.shape[dim]:
+            raise ValueError(f"log_weights: got shape {tuple(log_weights.shape)}; need {a.shape[dim]} entries, "
+                             f"one per entry of a along dim {dim}")
 
 
 def log_normal_std(x: Tensor, *, validate: bool = True) -> Tensor:
@@ -192,6 +216,8 @@ def log_normal_full(
     L = cholesky(cov) if cov is not None else check.tensor("scale_tril", scale_tril, min_dim=2)
     if validate:
         check.same_last_dim(x=x, mu=mu, scale_tril=L)
+        if cov is None:
+            check.positive_diagonal("scale_tril", L)
     diff = x - mu  # (..., d)
     batch = torch.broadcast_shapes(diff.shape[:-1], L.shape[:-2])
     d = diff.shape[-1]

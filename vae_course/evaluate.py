@@ -23,11 +23,13 @@ likelihood buys: scores that separate the training distribution from other image
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from . import _validate as check
 from .distributions import log_mean_exp
 from .linear_gaussian import LinearGaussianModel
 from .utils import check_positive_int
@@ -40,12 +42,19 @@ FLOAT_BUDGET = 2**24  # decoder outputs held at once (k_chunk * batch * D floats
 
 def iwae_bound(log_w: Tensor) -> Tensor:
     r"""The IWAE estimate from log-weights ``(k, B)``: :math:`\log\frac1k\sum_i w_i`, shape ``(B,)``
-    (:func:`~vae_course.distributions.log_mean_exp` over the k samples)."""
-    return log_mean_exp(log_w, dim=0)
+    (:func:`~vae_course.distributions.log_mean_exp` over the k samples). ``log_w``: no NaN or ``+inf``, k >= 1."""
+    check.log_values("log_w", log_w, min_dim=1)
+    if log_w.shape[0] == 0:
+        raise ValueError(f"log_w: got shape {tuple(log_w.shape)}; need (k, B) with k >= 1 samples")
+    return log_mean_exp(log_w, dim=0, validate=False)
 
 
 def bits_per_dim(log_px: Tensor | float, x_dim: int) -> Tensor | float:
     r"""Bits per dimension of a log-likelihood in nats: :math:`-\log p(x) / (D \ln 2)`."""
+    if isinstance(log_px, Tensor):
+        check.log_values("log_px", log_px)
+    else:
+        check.number("log_px", log_px, finite=False)
     return -log_px / (check_positive_int("x_dim", x_dim) * math.log(2))
 
 
@@ -67,18 +76,32 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _images(model: nn.Module, x: Tensor, name: str = "x") -> Tensor:
+    """``x`` checked once as the model's input (not empty, finite, its own ``check_input``), on the CPU or its device."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"{name}: got {type(x).__name__}{' of dtype ' + str(x.dtype) if isinstance(x, Tensor) else ''}; "
+                        "need a floating tensor of images (N, C, H, W)")
+    check.non_empty(name, x, "image")
+    own = getattr(model, "check_input", None)
+    if callable(own):  # the model's own check, on its device; returns x cast to its dtype
+        return own(x.to(_device(model)), name)
+    return check.tensor(name, x)
+
+
 @torch.no_grad()
 def log_weights(model: nn.Module, x: Tensor, k: int, *, batch_size: int = 100, k_chunk: int | None = None,
                 generator: torch.Generator | None = None) -> Tensor:
     """All importance log-weights ``(k, N)`` of ``model.log_weights`` for images ``x`` ``(N, ...)``, in chunks."""
     k, batch_size = check_positive_int("k", k), check_positive_int("batch_size", batch_size)
+    x = _images(model, x)
     x_dim = x[0].numel()
     out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(_device(model))
-        kc = _chunk(k, len(xb), x_dim, k_chunk)
-        out.append(torch.cat([model.log_weights(xb, min(kc, k - j), generator=generator).float().cpu()
-                              for j in range(0, k, kc)], dim=0))  # (k, b)
+    with check.data_checked():
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(_device(model))
+            kc = _chunk(k, len(xb), x_dim, k_chunk)
+            out.append(torch.cat([model.log_weights(xb, min(kc, k - j), generator=generator).float().cpu()
+                                  for j in range(0, k, kc)], dim=0))  # (k, b)
     return torch.cat(out, dim=1)
 
 
@@ -91,6 +114,7 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
     """
     k, batch_size = check_positive_int("k", k), check_positive_int("batch_size", batch_size)
     model.eval()
+    x = _images(model, x)
     x_dim = x[0].numel()
     result = []
     for i in range(0, len(x), batch_size):
@@ -98,9 +122,11 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
         kc = _chunk(k, len(xb), x_dim, k_chunk)
         sizes = [min(kc, k - j) for j in range(0, k, kc)]
         # each chunk's own bound L_kc, then their average weighted by chunk size: the same L_k, in bounded memory
-        chunks = torch.stack([iwae_bound(model.log_weights(xb, size, generator=generator).double()) for size in sizes])
+        with check.data_checked():
+            chunks = torch.stack([log_mean_exp(model.log_weights(xb, size, generator=generator).double(), dim=0,
+                                               validate=False) for size in sizes])
         share = torch.tensor(sizes, dtype=torch.float64, device=chunks.device).div(k).log()  # (n_chunks,)
-        result.append(log_mean_exp(chunks, dim=0, log_weights=share).float().cpu())
+        result.append(log_mean_exp(chunks, dim=0, log_weights=share, validate=False).float().cpu())
     log_px = torch.cat(result)
     mean = float(log_px.mean())
     return LogLikelihood(log_px, k, mean, float(bits_per_dim(mean, x_dim)))
@@ -109,27 +135,36 @@ def log_likelihood(model: nn.Module, x: Tensor, k: int = 1000, *, batch_size: in
 def iwae_curve(model: nn.Module, x: Tensor, ks: tuple[int, ...] = (1, 10, 100, 1000), *,
                generator: torch.Generator | None = None, batch_size: int = 100) -> dict[int, float]:
     """Mean :math:`\\mathcal L_k` over ``x`` for each k in ``ks``, from prefixes of one set of max(ks) draws."""
+    if isinstance(ks, (str, bytes)) or not hasattr(ks, "__iter__") or not list(ks):
+        raise ValueError(f"ks: got {ks!r}; need a non-empty tuple of sample counts such as (1, 10, 100)")
+    ks = [check_positive_int(f"ks[{i}]", k) for i, k in enumerate(ks)]
     lw = log_weights(model, x, max(ks), generator=generator, batch_size=batch_size)  # (K, N)
-    return {k: float(iwae_bound(lw[:k]).mean()) for k in sorted(ks)}
+    return {k: float(log_mean_exp(lw[:k], dim=0, validate=False).mean()) for k in sorted(ks)}
 
 
 @torch.no_grad()
 def elbo_per_example(model: nn.Module, x: Tensor, *, n_samples: int = 1, batch_size: int = 500) -> Tensor:
     """``model.elbo(x).elbo`` for every image ``(N,)``, in batches (nats)."""
+    batch_size, n_samples = check_positive_int("batch_size", batch_size), check_positive_int("n_samples", n_samples)
+    x = _images(model, x)
     model.eval()
-    return torch.cat([model.elbo(x[i:i + batch_size].to(_device(model)), n_samples=n_samples).elbo.cpu()
-                      for i in range(0, len(x), batch_size)])
+    with check.data_checked():
+        return torch.cat([model.elbo(x[i:i + batch_size].to(_device(model)), n_samples=n_samples).elbo.cpu()
+                          for i in range(0, len(x), batch_size)])
 
 
 @torch.no_grad()
 def encode_all(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
     r"""``(mu, logvar)`` of :math:`q(z\mid x)` for every image of ``x``: two ``(N, m)`` tensors (on the CPU)."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    x = _images(model, x)
     model.eval()
     mus, lvs = [], []
-    for i in range(0, len(x), check_positive_int("batch_size", batch_size)):
-        q = model.encode(x[i:i + batch_size].to(_device(model)))
-        mus.append(q.mu.cpu())
-        lvs.append(q.logvar.cpu())
+    with check.data_checked():
+        for i in range(0, len(x), batch_size):
+            q = model.encode(x[i:i + batch_size].to(_device(model)))
+            mus.append(q.mu.cpu())
+            lvs.append(q.logvar.cpu())
     return torch.cat(mus), torch.cat(lvs)
 
 
@@ -150,6 +185,12 @@ def linear_gaussian_log_marginal(model: nn.Module, x: Tensor) -> Tensor:
 # ---------------------------------------------------------------- what p(x) buys: scoring other images
 def shift_images(x: Tensor, dx: int, dy: int) -> Tensor:
     """Images ``(N, C, H, W)`` translated by ``dx`` pixels right and ``dy`` down; uncovered pixels are 0."""
+    check.tensor("x", x)
+    if x.dim() != 4:
+        raise ValueError(f"x: got shape {tuple(x.shape)}; need images (N, C, H, W)")
+    for name, v in (("dx", dx), ("dy", dy)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name}: got {v!r} of type {type(v).__name__}; need an int number of pixels")
     out = torch.zeros_like(x)
     h, w = x.shape[-2:]
     if abs(dx) >= w or abs(dy) >= h:
@@ -161,15 +202,17 @@ def shift_images(x: Tensor, dx: int, dy: int) -> Tensor:
 
 
 def invert_images(x: Tensor) -> Tensor:
-    """``1 - x``: white digits on black become black on white."""
-    return 1.0 - x
+    """``1 - x``: white digits on black become black on white. ``x``: pixels in [0, 1], any shape."""
+    return 1.0 - check.pixels("x", x)
 
 
 def auroc(scores_in: Tensor, scores_out: Tensor) -> float:
     r"""Area under the ROC curve for telling ``scores_in`` (should be higher) from ``scores_out``:
     :math:`P(s_{in} > s_{out}) + \tfrac12 P(s_{in} = s_{out})` over all pairs. 1 separates perfectly, 0.5 is chance."""
+    for name, s in (("scores_in", scores_in), ("scores_out", scores_out)):
+        check.log_values(name, s)  # log-likelihood scores: -inf (impossible) is a valid score
+        if s.numel() == 0:
+            raise ValueError(f"{name}: got an empty tensor; need at least one score")
     a, b = scores_in.detach().double().flatten(), scores_out.detach().double().flatten()
-    if a.numel() == 0 or b.numel() == 0:
-        raise ValueError("scores_in / scores_out: need at least one score each")
     diff = a[:, None] - b[None, :]
     return float((diff > 0).double().mean() + 0.5 * (diff == 0).double().mean())

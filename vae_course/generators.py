@@ -118,6 +118,7 @@ def sample_normal(mu: Tensor, *, logvar: Tensor | None = None, scale_tril: Tenso
         if scale_tril.shape[-1] != scale_tril.shape[-2] or scale_tril.shape[-1] != mu.shape[-1]:
             raise ValueError(f"scale_tril: got shape {tuple(scale_tril.shape)} for mu of shape {tuple(mu.shape)}; "
                              f"need (..., d, d) with d = {mu.shape[-1]}")
+        check.positive_diagonal("scale_tril", scale_tril)
         shape = torch.broadcast_shapes(mu.shape, scale_tril.shape[:-1])
     if eps is None:
         dev = generator.device if generator is not None else mu.device
@@ -129,7 +130,7 @@ def sample_normal(mu: Tensor, *, logvar: Tensor | None = None, scale_tril: Tenso
         except RuntimeError:
             raise ValueError(f"eps: got shape {tuple(eps.shape)}; need a shape that broadcasts with {tuple(shape)}") from None
     if logvar is not None:
-        return D.reparameterize(mu, logvar, eps=eps)  # mu + exp(logvar / 2) * eps
+        return D.reparameterize(mu, logvar, eps=eps, validate=False)  # mu + exp(logvar / 2) * eps
     return mu + (scale_tril @ eps.unsqueeze(-1)).squeeze(-1)  # x = mu + L eps, (..., d)
 
 

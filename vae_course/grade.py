@@ -42,6 +42,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from . import notebook_run
+from ._args import finite_float
 from .checks import MIME_TYPE, exercises_for
 
 __all__ = ["COLUMNS", "Row", "Submission", "match_reference", "expected_exercises", "grade_notebook", "grade_folder",
@@ -254,7 +255,7 @@ def summary_table(results: list[Submission]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submissions_dir", help="folder of submitted notebooks, named e.g. alice_00_preliminaries.ipynb")
     parser.add_argument("--out", default="results.csv", help="CSV file to write (default: results.csv)")
-    parser.add_argument("--timeout", type=float, default=300,
+    parser.add_argument("--timeout", type=finite_float, default=300,
                         help="seconds each notebook may run in all before it is stopped (default: 300)")
     parser.add_argument("--reference", default=None,
                         help="folder of the exercise notebooks that submissions are matched against by name; "

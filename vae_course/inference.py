@@ -76,7 +76,7 @@ def _model(model: object) -> LinearGaussianModel:
 
 def _elbo_mc(model: LinearGaussianModel, x: Tensor, mu: Tensor, logvar: Tensor, eps: Tensor) -> ElboEstimate:
     """:func:`elbo_gaussian` without argument checks (for inner optimisation loops)."""
-    z = reparameterize(mu, logvar, eps=eps)  # (S, ..., m)
+    z = reparameterize(mu, logvar, eps=eps, validate=False)  # (S, ..., m)
     mean = F.linear(z, model.W, model.b)  # (S, ..., d)
     recon = log_normal_diag(x, mean, torch.full_like(mean, 2 * math.log(model.sigma)), validate=False).mean(0)
     kl = kl_normal_std(mu, logvar, validate=False)
@@ -268,6 +268,7 @@ class AmortizedEncoder(nn.Module):
     def __init__(self, x_dim: int, z_dim: int, hidden: Sequence[int] = (32,), *, activation: str = "tanh",
                  generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
         super().__init__()
+        check_positive_int("x_dim", x_dim)  # named here: MLP would call it in_dim
         self.z_dim = check_positive_int("z_dim", z_dim)
         self.net = MLP(x_dim, 2 * self.z_dim, tuple(hidden), activation).to(dtype)
         with torch.no_grad():  # PyTorch's default init, drawn from ``generator`` so that runs repeat

@@ -55,4 +55,4 @@ class MLP(nn.Module):
         check.tensor("x", x, min_dim=1)
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"x: got last dimension {x.shape[-1]} (shape {tuple(x.shape)}); need {self.in_dim}")
-        return self.layers(x)
+        return self.layers(check.like("x", x, self.layers[0].weight))  # float64 input is cast to the weights' dtype

@@ -25,6 +25,7 @@ from typing import Callable
 
 from torch import Tensor
 
+from . import _validate as check
 from . import distributions as D
 from .utils import check_positive_int
 
@@ -43,9 +44,9 @@ def kl_per_dimension(mu: Tensor, logvar: Tensor) -> Tensor:
 
     Their sum over :math:`j` is the ELBO's KL term to :math:`\mathcal N(0, I)`
     (:func:`vae_course.distributions.kl_normal_std`); their mean over the data is the per-dimension KL plotted in
-    chapter 7. ``mu``, ``logvar``: ``(..., m)``.
+    chapter 7. ``mu``, ``logvar``: ``(..., m)``, finite, broadcastable.
     """
-    return D.kl_normal_std(mu, logvar, per_dimension=True, validate=False)
+    return D.kl_normal_std(mu, logvar, per_dimension=True)
 
 
 def free_bits_kl(kl_per_dim: Tensor, lam: float, *, group_size: int = 1) -> Tensor:
@@ -87,6 +88,10 @@ def beta_objective(recon: Tensor, kl: Tensor, kl_dims: Tensor | None = None, *, 
     """
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta: got {beta!r}; need a finite weight >= 0")
+    if free_bits != 0.0:
+        check.positive_float("free_bits", free_bits, allow_zero=True)
+    if capacity is not None:
+        check.positive_float("capacity", capacity, allow_zero=True)
     if capacity is not None and free_bits:
         raise ValueError(f"capacity / free_bits: got {capacity!r} and {free_bits!r}; use one rate objective at a time")
     if capacity is not None:
@@ -115,6 +120,7 @@ def negative_beta_elbo(x: Tensor, x_logits: Tensor, mu: Tensor, logvar: Tensor, 
     ``(B, m)``. Returns ``(B,)`` in nats. Only the KL is weighted: :math:`\beta` multiplies the rate, not the
     reconstruction (Higgins et al., 2017).
     """
+    check.positive_float("beta", beta, allow_zero=True)
     recon = D.log_bernoulli(x, x_logits)  # (B,): sum over pixels
     return -recon + beta * D.kl_normal_std(mu, logvar)
 
@@ -131,7 +137,8 @@ def warmup_beta(kind: str, step: int | float, n_steps: int, *, beta_max: float =
     if kind not in WARMUP_KINDS:
         raise ValueError(f"kind: got {kind!r}; need one of {WARMUP_KINDS}")
     n_steps = check_positive_int("n_steps", n_steps)
-    t = min(max(float(step) / n_steps, 0.0), 1.0)
+    beta_max = check.positive_float("beta_max", beta_max, allow_zero=True)
+    t = min(max(check.number("step", step) / n_steps, 0.0), 1.0)
     if kind == "linear":
         return beta_max * t
     s = lambda u: 1.0 / (1.0 + math.exp(-SIGMOID_SLOPE * (u - 0.5)))  # noqa: E731
@@ -157,9 +164,9 @@ def kl_warmup(kind: str = "linear", n_steps: int = 1000, *, beta_max: float = 1.
 def capacity_schedule(c_max: float, *, gamma: float = 100.0, anneal: float = 0.8) -> Schedule:
     r"""``loss_kwargs`` for :func:`vae_course.train.fit`: :math:`C` grows linearly from 0 to ``c_max`` nats over
     the first ``anneal`` fraction of the steps, then stays; the weight is ``beta = gamma`` (Burgess et al., 2018)."""
-    if not (math.isfinite(c_max) and c_max >= 0):
-        raise ValueError(f"c_max: got {c_max!r}; need a capacity >= 0 in nats")
-    if not 0 < anneal <= 1:
+    check.number("c_max", c_max, low=0.0)
+    check.positive_float("gamma", gamma, allow_zero=True)
+    if not (isinstance(anneal, (int, float)) and 0 < anneal <= 1):
         raise ValueError(f"anneal: got {anneal!r}; need a fraction of the training steps in (0, 1]")
 
     def schedule(epoch: int, step: int, n_steps: int) -> dict:

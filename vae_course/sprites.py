@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from .data import ImageData
+from ._validate import seed as _seed
 from ._validate import tensor as _tensor
 from .utils import check_positive_int
 
@@ -218,7 +219,7 @@ def sprites(n: int | None = None, *, test_size: int = 500, seed: int = 0, levels
             (3,840 with the default :data:`LEVELS`), shuffled. An int: ``n`` factor vectors drawn
             independently and uniformly over the levels (combinations may repeat).
         test_size: images held out as the test part (the first ``test_size`` after shuffling).
-        seed: fixes the draws and the split.
+        seed: an int >= 0; fixes the draws and the split.
         levels: change the number of levels of some factors, e.g. ``{"x": 16, "y": 16}``.
         image_size: side of the square images (ranges scale with it).
     Returns:
@@ -226,7 +227,7 @@ def sprites(n: int | None = None, *, test_size: int = 500, seed: int = 0, levels
         ``binarize="none"`` (train with a Bernoulli decoder on the grey values, or binarise yourself).
     """
     sizes = factor_sizes(levels)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(_seed("seed", seed))
     if n is None:
         factors = factor_grid(levels)
     else:

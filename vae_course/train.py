@@ -17,8 +17,17 @@ Any model plugs in by implementing ``loss(x, **kwargs) -> LossTerms``
 
 :func:`fit` reads as the algorithm; the bookkeeping lives in :class:`_Run` (device, data, optimiser,
 progress bar, history, checkpoints). Safety: a non-finite loss stops training with a warning that says where
-and why, and restores the weights saved at the start of that epoch (the last ones known to give finite
-losses); ``checkpoint=path`` writes an atomic checkpoint after every epoch.
+and why, and restores the weights saved at the start of that epoch (checked finite when they were saved). A finite
+loss can still have a NaN or inf gradient that poisons the weights inside the optimiser step, so the weights are
+checked again at the end of every epoch, before the epoch is recorded or its checkpoint written; non-finite ones
+are replaced by that epoch's starting weights and training stops, so neither the model ``fit`` hands back nor a
+checkpoint ever holds NaN or inf. ``checkpoint=path`` writes an atomic checkpoint after every epoch.
+
+Bad input is refused before the first step: the arguments, the model's weights, and the whole data set once
+(finite, not empty, and the model's own ``check_input(x, name)`` if it has one, e.g. pixels in [0, 1] for Bernoulli
+pixels; floating data is cast to the model's dtype). The steps then run inside
+``vae_course._validate.data_checked()``, so the models skip their per-batch value scans: the loop adds no
+device sync per step beyond the finiteness check of the loss.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import _validate as check
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageData
 from .history import History
@@ -46,7 +56,9 @@ BINARIZE_MODES = ("none", "static", "dynamic")
 
 
 def make_optimizer(model: nn.Module, lr: float = 1e-3, **kwargs) -> torch.optim.Adam:
-    """Adam with the fused kernel where this PyTorch and device support it, else the multi-tensor (foreach) one."""
+    """Adam with the fused kernel where this PyTorch and device support it, else the multi-tensor (foreach) one.
+    ``lr``: a finite step size > 0."""
+    lr = check.positive_float("lr", lr)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model: has no trainable parameters")
@@ -73,8 +85,9 @@ def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: 
             step (``epoch`` and ``step`` count from 0 in this call; ``step`` runs over all its epochs and
             ``n_steps`` is their total). ``model.loss`` must return the same term names at every step.
         test_every: evaluate on the test part every this many epochs (and after the last one).
-        checkpoint: a path; the model, config and history are written there atomically after each epoch.
-        progress: show a tqdm bar (notebook or terminal). clip_grad: max gradient norm, or None.
+        checkpoint: a path; the model, config and history are written there atomically after each epoch (only
+            finite weights: an epoch that ends with non-finite ones is not written, see the module doc).
+        progress: show a tqdm bar (notebook or terminal). clip_grad: max gradient norm (> 0), or None.
         binarize: ``"dynamic"`` draws binary pixels afresh for every batch, ``"none"`` or ``"static"`` trains on
             the pixels as they are; None: the data set's own mode (``data.binarize``).
         amp: mixed precision (float16 on CUDA, bfloat16 elsewhere). optimizer: continue with this one.
@@ -112,6 +125,7 @@ class _Run:
         self.test_every = check_positive_int("test_every", test_every)
         if not callable(getattr(model, "loss", None)):
             raise TypeError(f"model: {type(model).__name__} has no loss(x, ...) method returning LossTerms")
+        _check_options(lr=lr, seed=seed, clip_grad=clip_grad, optimizer=optimizer, history=history, checkpoint=checkpoint)
         x_train, x_test, mode = _split(data)
         if binarize is not None and binarize not in BINARIZE_MODES:
             raise ValueError(f"binarize: got {binarize!r}; need None or one of {BINARIZE_MODES}")
@@ -120,8 +134,10 @@ class _Run:
         self.checkpoint, self.checkpoint_extra = checkpoint, checkpoint_extra
         self.device = get_device(device)
         model.to(self.device)
-        self.x_train = x_train.to(self.device, non_blocking=True)  # once: batches are index_select on the device
-        self.x_test = x_test.to(self.device) if x_test is not None else None
+        check.finite_weights("model", model)
+        # once per data set, so that the steps can skip the per-batch scans (see the module doc)
+        self.x_train = _checked(model, x_train.to(self.device, non_blocking=True), "data", self.dynamic)
+        self.x_test = _checked(model, x_test.to(self.device), "data.x_test", False) if x_test is not None else None
         self.n = len(self.x_train)
         self.n_batches = math.ceil(self.n / self.batch_size)
         self.n_steps = self.epochs * self.n_batches
@@ -135,12 +151,15 @@ class _Run:
         self.start = self.history.epochs
         self.bar = tqdm(total=self.n_steps, disable=not progress, desc=type(model).__name__, unit="step", leave=True)
         self.kwargs: dict = {}
+        self.checked = check.data_checked()
 
     def __enter__(self) -> "_Run":
         self.model.train()
+        self.checked.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.checked.__exit__(*exc)
         self.bar.close()
         self.model.eval()
 
@@ -151,7 +170,8 @@ class _Run:
     # ------------------------------------------------------------ one epoch
     def start_epoch(self) -> None:
         self.t0 = time.perf_counter()
-        self.good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}  # last finite weights
+        # finite: checked when the run started, and at the end of every epoch before this one
+        self.good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.sums: Tensor | None = None
 
     def batches(self, epoch: int) -> Iterator[tuple[int, Tensor]]:
@@ -168,11 +188,11 @@ class _Run:
         step = epoch * self.n_batches + b
         if step % self.check_every or bool(torch.isfinite(out.loss)):
             return True
-        self.model.load_state_dict(self.good)
+        self._restore()
         terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in out.terms.items())
         self._stop(f"stopped at epoch {self.start + epoch + 1}, step {b + 1}/{self.n_batches}: the loss is "
                    f"{float(out.loss.detach())} ({terms}). Restored the weights from the start of that epoch, the last "
-                   "ones with finite losses. Usual causes: a variance collapsing to 0 (add a floor), log(0), "
+                   "ones known to be finite. Usual causes: a variance collapsing to 0 (add a floor), log(0), "
                    "a learning rate that is too high (try lr/10 or clip_grad).")
         return False
 
@@ -201,14 +221,17 @@ class _Run:
 
     def end_epoch(self, epoch: int) -> bool:
         """Record the epoch (train terms, test terms every ``test_every`` epochs, times), write the checkpoint;
-        False if the epoch's terms are not finite (the weights are then restored)."""
+        False if the epoch's terms or the weights after its last step are not finite (the weights are then restored,
+        nothing is recorded or written)."""
         train_terms = dict(zip(self.names, (self.sums / self.n).tolist()))  # .tolist() waits for the device
         train_time = time.perf_counter() - self.t0
         history, done = self.history, self.start + epoch + 1
         if not all(math.isfinite(v) for v in train_terms.values()):  # caught late on accelerators
-            self.model.load_state_dict(self.good)
+            self._restore()
             self._stop(f"stopped after epoch {done}: non-finite training terms {train_terms}; restored the weights "
                        "from the start of that epoch.")
+            return False
+        if not self.weights_finite(done):  # a NaN or inf gradient after the last loss check
             return False
         history.append("train", train_terms)
         if self.x_test is not None and ((epoch + 1) % self.test_every == 0 or epoch == self.epochs - 1):
@@ -225,6 +248,29 @@ class _Run:
             save_checkpoint(self.checkpoint, self.model, history=history, extra=self.checkpoint_extra)
         return True
 
+    def weights_finite(self, done: int) -> bool:
+        """False (and the epoch's starting weights restored, a warning given) if a step left NaN or inf weights."""
+        bad = check.nonfinite_weights(self.model)
+        if not bad:
+            return True
+        self._restore()
+        saved = f"; the checkpoint keeps epoch {done - 1}" if self.checkpoint is not None and done > 1 else ""
+        self._stop(f"stopped at the end of epoch {done}: its losses were finite, but a NaN or inf gradient left "
+                   f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}). Restored the weights "
+                   f"from the start of epoch {done}, the last ones known to be finite; epoch {done} is not recorded"
+                   f"{saved}. Usual causes: a learning rate that is too high (try lr/10 or clip_grad), a log or sqrt of "
+                   "0 inside the loss.")
+        return False
+
+    def _restore(self) -> None:
+        """The epoch's starting weights back, and the optimiser state that a NaN or inf gradient poisoned dropped
+        (Adam starts those moments afresh if training continues with this optimiser)."""
+        self.model.load_state_dict(self.good)
+        for state in self.opt.state.values():
+            if any(isinstance(v, Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())
+                   for v in state.values()):
+                state.clear()
+
     def _stop(self, why: str) -> None:
         self.history.stopped = why
         warnings.warn(f"fit: {why}", RuntimeWarning, stacklevel=4)
@@ -232,12 +278,37 @@ class _Run:
 
 def _split(data: ImageData | Tensor) -> tuple[Tensor, Tensor | None, str]:
     if isinstance(data, ImageData):
-        return data.x_train, data.x_test, data.binarize
+        return check.non_empty("data.x_train", data.x_train, "training image"), data.x_test, data.binarize
     if isinstance(data, Tensor):
         if not data.is_floating_point() or data.dim() < 2:
             raise TypeError(f"data: got a tensor of dtype {data.dtype} and shape {tuple(data.shape)}; need floating (N, ...)")
-        return data, None, "none"
+        return check.non_empty("data", data, "training example"), None, "none"
     raise TypeError(f"data: got {type(data).__name__}; need vae_course.data.ImageData or a tensor (N, ...)")
+
+
+def _check_options(*, lr, seed, clip_grad, optimizer, history, checkpoint) -> None:
+    if optimizer is None:
+        check.positive_float("lr", lr)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer: got {type(optimizer).__name__}; need None or a torch.optim.Optimizer")
+    check.seed("seed", seed)
+    if clip_grad is not None:
+        check.positive_float("clip_grad", clip_grad)
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"history: got {type(history).__name__}; need None or the History of an earlier fit")
+    if checkpoint is not None and (not isinstance(checkpoint, (str, os.PathLike)) or os.path.isdir(checkpoint)):
+        raise ValueError(f"checkpoint: got {checkpoint!r}; need the path of a file to write (not a folder)")
+
+
+def _checked(model: nn.Module, x: Tensor, name: str, dynamic: bool) -> Tensor:
+    """A data set checked once: finite, [0, 1] if binarised afresh, cast to the model's dtype, the model's own check."""
+    check.non_empty(name, x, "example")
+    x = check.like(name, x, check.first_parameter(model))
+    own = getattr(model, "check_input", None)
+    if x.is_floating_point() or not callable(own):  # integer inputs (code maps) are the model's own business
+        (check.pixels if dynamic else check.tensor)(name, x, per_batch=True)  # inside fit: checked at its start
+    out = own(x, name) if callable(own) else None
+    return x if out is None else out
 
 
 def _kwargs(loss_kwargs: LossKwargs, epoch: int, step: int, n_steps: int) -> dict:
@@ -262,17 +333,25 @@ def _autocast(device: torch.device, amp: bool):
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, x: Tensor, *, batch_size: int = 1000, loss_kwargs: dict | None = None,
                   amp: bool = False) -> dict[str, float]:
-    """Mean of each term of ``model.loss`` over ``x`` (in batches, eval mode, no gradients)."""
+    """Mean of each term of ``model.loss`` over ``x`` (in batches, eval mode, no gradients); ``x`` is checked once
+    (not empty, finite, the model's own ``check_input``), then its batches are not scanned again."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x: got {type(x).__name__}; need a tensor (N, ...) of the model's inputs")
+    if loss_kwargs is not None and not isinstance(loss_kwargs, dict):
+        raise TypeError(f"loss_kwargs: got {type(loss_kwargs).__name__}; need None or a dict such as {{'beta': 0.5}}")
+    x = _checked(model, x, "x", False)
     was_training = model.training
     model.eval()
     sums: dict[str, Tensor] = {}
     try:
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            with _autocast(xb.device, amp):
-                out = model.loss(xb, **(loss_kwargs or {}))
-            for k, v in out.terms.items():
-                sums[k] = sums.get(k, 0.0) + v.detach().float() * len(xb)
+        with check.data_checked():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size]
+                with _autocast(xb.device, amp):
+                    out = model.loss(xb, **(loss_kwargs or {}))
+                for k, v in out.terms.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() * len(xb)
     finally:
         model.train(was_training)
     return {k: float(v) / len(x) for k, v in sums.items()}

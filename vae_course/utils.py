@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
+from . import _validate as _check
+
 __all__ = ["get_device", "available_devices", "seed_everything", "make_generator", "check_positive_int", "show_source", "stored_file"]
 
 _KNOWN = ("cpu", "cuda", "mps")
@@ -103,8 +105,13 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator
 
 
 def make_generator(seed: int | None = None, device: str | torch.device = "cpu") -> torch.Generator:
-    """A fresh ``torch.Generator`` on ``device``, seeded with ``seed`` (random if None)."""
-    gen = torch.Generator(device=device)
+    """A fresh ``torch.Generator`` on ``device``, seeded with ``seed`` (an int in [0, 2**64), or random if None)."""
+    if seed is not None:
+        seed = _check.seed("seed", seed)
+    try:
+        gen = torch.Generator(device=device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: got {device!r}; need a device this machine has, e.g. 'cpu' ({err})") from None
     if seed is None:
         gen.seed()
     else:

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from . import _validate as check
 from .data import ImageData, draw_binary
 from .models.quantizer import code_counts, dead_fraction, perplexity
 from .utils import check_positive_int, make_generator
@@ -74,7 +75,8 @@ def code_data(model: nn.Module, data: ImageData, *, batch_size: int = 1000, seed
         x_train = draw_binary(x_train, generator=make_generator(seed))
     tr = encode_codes(model, x_train, batch_size=batch_size)[:, None].float()
     te = encode_codes(model, data.x_test, batch_size=batch_size)[:, None].float()
-    return ImageData(f"{data.name}-codes", tr, data.y_train, te, data.y_test, "none")
+    return ImageData(f"{data.name}-codes", tr, data.y_train, te, data.y_test, "none",
+                     value_range=(0.0, float(model.config.n_codes - 1)))
 
 
 def codebook_usage(codes: Tensor, n_codes: int) -> CodebookUsage:
@@ -98,6 +100,9 @@ def prior_bits_per_code(prior: nn.Module, codes: Tensor, *, batch_size: int = 10
     ``codes`` ``(N, h, w)`` long (or the float maps of :func:`code_data`). A prior that ignored the context and
     used all :math:`K` codes uniformly would score :math:`\log_2 K`.
     """
+    batch_size = check_positive_int("batch_size", batch_size)
+    if not isinstance(codes, Tensor) or codes.dim() < 3 or not len(codes):
+        raise ValueError(f"codes: got {getattr(codes, 'shape', type(codes).__name__)}; need code maps (N, h, w), N >= 1")
     was = prior.training
     prior.eval()
     device = _device(prior)
@@ -113,6 +118,8 @@ def prior_bits_per_code(prior: nn.Module, codes: Tensor, *, batch_size: int = 10
 @torch.no_grad()
 def reconstruction_error(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> float:
     r"""Mean squared error per pixel between ``x`` and the decoder mean of its code map, :math:`\overline{(x - G_\theta(z_q(x)))^2}`."""
+    batch_size = check_positive_int("batch_size", batch_size)
+    check.non_empty("x", check.tensor("x", x, finite=False), "image")  # the model checks the values
     device = _device(model)
     was = model.training
     model.eval()
@@ -134,6 +141,8 @@ def point_mass_bound(model: nn.Module, prior: nn.Module, x: Tensor, *, batch_siz
     A valid but loose lower bound per image, ``(N,)`` nats: the second term is minus the code length of
     the image's codes under the prior.
     """
+    batch_size = check_positive_int("batch_size", batch_size)
+    check.non_empty("x", check.tensor("x", x, finite=False), "image")  # the model checks the values
     device = _device(model)
     was_m, was_p = model.training, prior.training
     model.eval()

@@ -23,13 +23,18 @@ __all__ = ["straight_through", "categorical_score", "score_function_gradient_cat
            "categorical_exact"]
 
 
-def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
+def straight_through(hard: Tensor, soft: Tensor, *, validate: bool = True) -> Tensor:
     r"""Forward value ``hard``, backward gradient of ``soft``: ``soft + (hard - soft).detach()``.
 
     Whatever gradient arrives at the output is passed unchanged to ``soft``; ``hard`` gets none.
     Used for one-hot samples here and for nearest-code quantisation in the VQ-VAE chapter.
-    Reference: Bengio, Leonard & Courville (2013).
+    Reference: Bengio, Leonard & Courville (2013). ``hard``, ``soft``: floating, finite, the same shape.
     """
+    if validate:
+        check.tensor("hard", hard)
+        check.tensor("soft", soft)
+        if hard.shape != soft.shape:
+            raise ValueError(f"hard, soft: got shapes {tuple(hard.shape)} and {tuple(soft.shape)}; need the same shape")
     return soft + (hard - soft).detach()
 
 
@@ -65,7 +70,15 @@ def _gumbel(shape: tuple[int, ...], generator, dtype) -> Tensor:
 
 
 def categorical_score(index: Tensor, logits: Tensor) -> Tensor:
-    r"""Per-sample score :math:`\nabla_\theta \log\mathrm{softmax}(\theta)_k = e_k - \mathrm{softmax}(\theta)`, ``(..., K)``."""
+    r"""Per-sample score :math:`\nabla_\theta \log\mathrm{softmax}(\theta)_k = e_k - \mathrm{softmax}(\theta)`, ``(..., K)``.
+
+    ``index``: integer categories ``(...)`` in ``[0, K)``; ``logits``: ``(K,)``."""
+    K = _check_logits(logits)
+    check.index_tensor("index", index, K)
+    return _score(index, logits)
+
+
+def _score(index: Tensor, logits: Tensor) -> Tensor:
     return Fn.one_hot(index, logits.shape[0]).to(logits.dtype) - torch.softmax(logits, -1)
 
 
@@ -74,7 +87,7 @@ def _cat_score_terms(F, logits: Tensor, index: Tensor, baseline: Baseline) -> Ca
     z = Fn.one_hot(index, logits.shape[0]).to(logits.dtype)           # (..., n, K)
     with torch.no_grad():
         weight = _centre(_apply_F(F, z), baseline).unsqueeze(-1)       # (..., n, 1)
-    return CategoricalGradient(weight * categorical_score(index, logits))
+    return CategoricalGradient(weight * _score(index, logits))
 
 
 def _relaxed_terms(F, logits: Tensor, gumbel: Tensor | float, index: Tensor | None, temperature: float,
@@ -84,7 +97,8 @@ def _relaxed_terms(F, logits: Tensor, gumbel: Tensor | float, index: Tensor | No
     logits_rep = logits.detach().expand(*shape, logits.shape[0]).clone().requires_grad_(True)  # (..., n, K)
     with torch.enable_grad():
         soft = torch.softmax((logits_rep + gumbel) / temperature, -1)
-        z = soft if index is None else straight_through(Fn.one_hot(index, logits.shape[0]).to(soft.dtype), soft)
+        z = soft if index is None else straight_through(Fn.one_hot(index, logits.shape[0]).to(soft.dtype), soft,
+                                                        validate=False)
         (grad,) = torch.autograd.grad(_apply_F(F, z).sum(), (logits_rep,))
     return CategoricalGradient(grad)
 

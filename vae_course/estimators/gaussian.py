@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .. import _validate as check
 from ..generators import sample_normal
 from ..utils import check_positive_int
 from .core import Baseline, GaussianGradient, _apply_F, _centre, _check_gaussian, _noise, _reduce
@@ -18,7 +19,7 @@ __all__ = ["gaussian_score", "score_function_terms", "reparam_terms", "naive_gra
            "reparam_gradient"]
 
 
-def gaussian_score(z: Tensor, mu: Tensor, logvar: Tensor) -> GaussianGradient:
+def gaussian_score(z: Tensor, mu: Tensor, logvar: Tensor, *, validate: bool = True) -> GaussianGradient:
     r"""The score :math:`\nabla_{(\mu,\log\sigma^2)}\log\mathcal N(z;\mu,\mathrm{diag}\,\sigma^2)` in closed form.
 
     .. math:: \frac{\partial \log Q}{\partial \mu_j} = \frac{z_j-\mu_j}{\sigma_j^2}, \qquad
@@ -27,9 +28,17 @@ def gaussian_score(z: Tensor, mu: Tensor, logvar: Tensor) -> GaussianGradient:
     Both have mean zero under :math:`Q`; that is why subtracting a constant baseline keeps the
     score-function estimator unbiased. Args: z ``(..., d)``; mu, logvar ``(d,)``. Returns ``(..., d)`` each.
     """
+    if validate:
+        _check_samples("z", z, _check_gaussian(mu, logvar))
     inv_var = torch.exp(-logvar)                                       # 1 / sigma^2, (d,)
     diff = z - mu                                                      # (..., d)
     return GaussianGradient(mu=diff * inv_var, logvar=0.5 * (diff.pow(2) * inv_var - 1.0))
+
+
+def _check_samples(name: str, z: Tensor, d: int) -> None:
+    check.tensor(name, z, min_dim=1)
+    if z.shape[-1] != d:
+        raise ValueError(f"{name}: got shape {tuple(z.shape)}; need samples (..., {d}) like mu")
 
 
 def score_function_terms(F, mu: Tensor, logvar: Tensor, eps: Tensor, baseline: Baseline) -> GaussianGradient:
@@ -38,7 +47,7 @@ def score_function_terms(F, mu: Tensor, logvar: Tensor, eps: Tensor, baseline: B
     with torch.no_grad():
         z = sample_normal(mu, logvar=logvar, eps=eps)                  # (..., n, d) = mu + exp(0.5 logvar) eps
         weight = _centre(_apply_F(F, z), baseline).unsqueeze(-1)       # (..., n, 1)  F(z_i) - b_i
-        score = gaussian_score(z, mu, logvar)                          # (..., n, d)
+        score = gaussian_score(z, mu, logvar, validate=False)          # (..., n, d)
     return GaussianGradient(weight * score.mu, weight * score.logvar)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from .. import _validate as check
 from ..utils import check_positive_int, make_generator
 from .categorical import _cat_score_terms, _check_logits, _draw_index, _gumbel, _relaxed_terms
 from .core import CategoricalGradient, GaussianGradient, Gradient, _check_gaussian, _check_temperature, _reduce
@@ -76,7 +77,16 @@ def standardized_bias(stats: EstimatorStats, truth: Gradient) -> Gradient:
     """``(mean - truth) / stderr`` per component: how many standard errors the estimate is off.
 
     A zero-variance estimator (stderr 0) is judged against a floating-point floor of
-    ``1e-6 * (1 + |truth|)`` instead, so an exact one scores about 0 and a biased one scores huge."""
+    ``1e-6 * (1 + |truth|)`` instead, so an exact one scores about 0 and a biased one scores huge.
+    ``truth``: the same kind of gradient as ``stats.mean``, with the same shapes."""
+    if not isinstance(stats, EstimatorStats):
+        raise TypeError(f"stats: got {type(stats).__name__}; need the EstimatorStats of estimator_stats(...)")
+    if type(truth) is not type(stats.mean):
+        raise TypeError(f"truth: got {type(truth).__name__}; need a {type(stats.mean).__name__} like stats.mean")
+    for field, m, t in zip(truth._fields, stats.mean, truth):
+        check.tensor(f"truth.{field}", t)
+        if t.shape != m.shape:
+            raise ValueError(f"truth.{field}: got shape {tuple(t.shape)}; need {tuple(m.shape)} like stats.mean.{field}")
     return type(stats.mean)(*((m - t) / torch.maximum(s, 1e-6 * (1 + t.abs()))
                               for m, t, s in zip(stats.mean, truth, stats.stderr)))
 

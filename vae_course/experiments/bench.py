@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from .. import _validate as check
 from .. import data as vc_data
 from ..data import ImageData
 from ..distributions import reparameterize
@@ -81,7 +82,7 @@ class BaselineVAE(nn.Module):
     def forward(self, x: Tensor):
         h = self.act(self.enc(x.view(-1, self.x_dim)))
         mu, logvar = self.enc_mu(h), self.enc_logvar(h)
-        z = reparameterize(mu, logvar)
+        z = reparameterize(mu, logvar, validate=False)
         return torch.sigmoid(self.dec_out(self.act(self.dec(z)))), mu, logvar
 
 
@@ -265,6 +266,7 @@ def compare_at_equal_time(seconds: float, *, lr: float = 3e-3, seed: int = 0, de
                           data: ImageData | None = None) -> QualityResult:
     """Train the 784-400-20 tanh VAE with :func:`~vae_course.train.fit` and with the baseline loop for the same
     wall time (as chapter 5 does, same step size ``lr``); report both test losses."""
+    check.positive_float("seconds", seconds)
     device = get_device(device)
     data = data or vc_data.mnist5k(binarize="dynamic", seed=seed)
     torch.manual_seed(seed)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import sys
 import time
@@ -19,6 +18,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .. import _validate as check
+from .._args import device, nonnegative_float, nonnegative_int, positive_float, positive_int, writable_file
 from ..disentangle import SWEEP_COLUMNS, SWEEP_PATH, read_sweep, score_model
 from ..history import History
 from ..models import VAE
@@ -45,8 +46,7 @@ def train_beta_vae(data, *, beta: float = 1.0, seed: int = 0, epochs: int = 30, 
     With ``capacity`` (nats) the VAE is trained on :math:`D + \beta|R - C|`, :math:`C` annealed from 0 to
     ``capacity`` (:func:`~vae_course.objectives.capacity_schedule`, ``gamma = beta``); otherwise on the beta-ELBO.
     """
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta: got {beta!r}; need a weight >= 0")
+    check.positive_float("beta", beta, allow_zero=True)
     x_shape = tuple(data.x_train.shape[1:]) if hasattr(data, "x_train") else tuple(data.shape[1:])
     torch.manual_seed(seed)
     model = VAE(x_shape=x_shape, z_dim=z_dim, arch=arch, hidden=hidden, activation="relu" if arch == "conv" else "tanh",
@@ -63,6 +63,9 @@ def sweep_beta(betas, seeds, *, config: str = "sweep", epochs: int = 100, z_dim:
     """Train one beta-VAE per (beta, seed) on the full sprites grid (:func:`vae_course.sprites.sprites`, seed 0
     split) and score each on every grid image (:func:`~vae_course.disentangle.score_model`). Returns one dict per
     run with the keys :data:`SWEEP_COLUMNS`; ``callback(row)`` is called after each run (e.g. to print progress)."""
+    betas, seeds = list(betas), [check.seed(f"seeds[{i}]", s) for i, s in enumerate(seeds)]
+    for i, beta in enumerate(betas):
+        check.positive_float(f"betas[{i}]", beta, allow_zero=True)
     data = sprites(seed=0)
     images, factors = sprites_grid()
     rows = []
@@ -82,7 +85,16 @@ def sweep_beta(betas, seeds, *, config: str = "sweep", epochs: int = 100, z_dim:
 
 
 def write_sweep(rows: list[dict], path) -> None:
-    """Write ``rows`` to ``path`` as CSV, replacing the rows of the same ``config`` already there and keeping others."""
+    """Write ``rows`` to ``path`` as CSV, replacing the rows of the same ``config`` already there and keeping others.
+    Each row is a dict with (at least) the keys :data:`~vae_course.disentangle.SWEEP_COLUMNS`."""
+    if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path):
+        raise TypeError(f"path: got {path!r}; need the path of a CSV file (str or os.PathLike)")
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
+        raise TypeError(f"rows: got {type(rows).__name__}; need a list of dicts (the rows of sweep_beta)")
+    for i, r in enumerate(rows):
+        missing = [c for c in SWEEP_COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"rows[{i}]: got a row without the column(s) {missing}; need every one of {SWEEP_COLUMNS}")
     configs = {r["config"] for r in rows}
     kept = [r for r in read_sweep(path) if r["config"] not in configs] if os.path.exists(path) else []
     fmt = lambda v: f"{v:.6g}" if isinstance(v, float) else v  # noqa: E731
@@ -96,18 +108,18 @@ def write_sweep(rows: list[dict], path) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vae-course sweep-beta``."""
-    parser.add_argument("--betas", type=float, nargs="+", default=[1, 2, 4, 8, 16, 32],
+    parser.add_argument("--betas", type=nonnegative_float, nargs="+", default=[1, 2, 4, 8, 16, 32],
                         help="KL weights (default 1 2 4 8 16 32)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds per beta (default 0..4)")
-    parser.add_argument("--epochs", type=int, default=100, help="epochs over the 3,340 training sprites (default 100)")
-    parser.add_argument("--z-dim", type=int, default=8, help="latent size (default 8)")
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds per beta (default 0..4)")
+    parser.add_argument("--epochs", type=positive_int, default=100, help="epochs over the 3,340 training sprites (default 100)")
+    parser.add_argument("--z-dim", type=positive_int, default=8, help="latent size (default 8)")
     parser.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder/decoder (default mlp)")
-    parser.add_argument("--hidden", type=int, default=200, help="hidden units (default 200)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--hidden", type=positive_int, default=200, help="hidden units (default 200)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--config", default="sweep", help="name stored in the rows; rows of this name in --out are replaced")
-    parser.add_argument("--out", default=SWEEP_PATH, help="CSV file (default: the stored sweep, vae_course/stored/beta_sweep.csv)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--out", type=writable_file, default=SWEEP_PATH, help="CSV file (default: the stored sweep, vae_course/stored/beta_sweep.csv)")
+    parser.add_argument("--device", type=device, default=None, help="cpu, cuda, mps (default: best available)")
 
 
 def run(args: argparse.Namespace) -> int:

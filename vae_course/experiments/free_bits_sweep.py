@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .. import _validate as check
+from .._args import nonnegative_float, nonnegative_int, positive_int, writable_file
 from ..collapse import SWEEP_PATH, collapse_report
 from ..data import digits
 from ..models import AutoregressiveVAE
@@ -35,8 +37,12 @@ def free_bits_sweep(lams: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0), 
     Returns ``{"settings": ..., "rows": [{"lam", "seed", "bound", "elbo", "kl", "kl_dims", "active", "mi", "gap"}, ...]}``
     (plain values, written as JSON by ``vae-course collapse-sweep``).
     """
+    lams = [check.positive_float(f"lams[{i}]", lam, allow_zero=True) for i, lam in enumerate(lams)]
+    seeds = [check.seed(f"seeds[{i}]", s) for i, s in enumerate(seeds)]
+    if not lams or not seeds:
+        raise ValueError(f"lams, seeds: got {len(lams)} floor(s) and {len(seeds)} seed(s); need at least one of each")
     data = digits(binarize="static")
-    settings = {**CHAPTER_FIT, "epochs": check_positive_int("epochs", epochs), "k": k, "data": "digits(binarize='static')",
+    settings = {**CHAPTER_FIT, "epochs": check_positive_int("epochs", epochs), "k": check_positive_int("k", k), "data": "digits(binarize='static')",
                 "model": "AutoregressiveVAE()", "device": "cpu"}
     rows = []
     for lam in lams:
@@ -55,12 +61,12 @@ def free_bits_sweep(lams: tuple[float, ...] = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0), 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``vae-course collapse-sweep``."""
-    parser.add_argument("--out", default=SWEEP_PATH, help="JSON file to write (default: the stored sweep)")
-    parser.add_argument("--lams", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0],
+    parser.add_argument("--out", type=writable_file, default=SWEEP_PATH, help="JSON file to write (default: the stored sweep)")
+    parser.add_argument("--lams", type=nonnegative_float, nargs="+", default=[0.0, 0.05, 0.1, 0.25, 0.5, 1.0],
                         help="free-bits floors in nats per dimension (0: no floor)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    parser.add_argument("--epochs", type=int, default=CHAPTER_FIT["epochs"], help="epochs per run")
-    parser.add_argument("--k", type=int, default=50, help="importance samples of the test bound")
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--epochs", type=positive_int, default=CHAPTER_FIT["epochs"], help="epochs per run")
+    parser.add_argument("--k", type=positive_int, default=50, help="importance samples of the test bound")
 
 
 def run(args: argparse.Namespace) -> int:

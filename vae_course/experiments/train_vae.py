@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import data as datasets
+from .._args import device, nonnegative_float, nonnegative_int, positive_float, positive_int, writable_dir
 from ..checkpoint import load_checkpoint
 from ..evaluate import elbo_per_example, log_likelihood
 from ..models import VAE, VAEConfig
@@ -86,8 +87,12 @@ def train_command(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        print(f"error: --out: cannot create {out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     torch.manual_seed(args.seed)
     model = VAE(config)
     extra = {"data": name, "binarize": binarize, "seed": args.seed, "idx_dir": args.idx_dir}
@@ -165,31 +170,31 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli", help="p(x|z) (default bernoulli)")
     p.add_argument("--decoder-var", choices=("fixed", "shared", "learned"), default="fixed",
                    help="gaussian decoder variance (default fixed)")
-    p.add_argument("--z-dim", type=int, default=20, help="latent size (default 20)")
-    p.add_argument("--hidden", type=int, default=400, help="hidden units (default 400)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs (default 10)")
-    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data split, initialisation and noise (default 0)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    p.add_argument("--out", default="runs/vae", help="output folder (default runs/vae)")
+    p.add_argument("--z-dim", type=positive_int, default=20, help="latent size (default 20)")
+    p.add_argument("--hidden", type=positive_int, default=400, help="hidden units (default 400)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (default 128)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for data split, initialisation and noise (default 0)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--out", type=writable_dir, default="runs/vae", help="output folder (default runs/vae)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``vae-course evaluate``."""
     p.add_argument("checkpoint", help="a checkpoint.pt written by `vae-course train`")
-    p.add_argument("--k", type=int, default=1000, help="importance samples per image (default 1000)")
-    p.add_argument("--n", type=int, default=None, help="use only the first N test images")
+    p.add_argument("--k", type=positive_int, default=1000, help="importance samples per image (default 1000)")
+    p.add_argument("--n", type=positive_int, default=None, help="use only the first N test images")
     p.add_argument("--data", choices=DATA, default=None, help="override the data set stored in the checkpoint")
     p.add_argument("--idx-dir", default=None, help="folder with the MNIST IDX files (for --data mnist)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples (default 0)")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the importance samples (default 0)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, mps (default: best available)")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``vae-course bench``."""
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds; the best of each is kept (default 5)")
-    p.add_argument("--quality", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--rounds", type=positive_int, default=5, help="alternating rounds; the best of each is kept (default 5)")
+    p.add_argument("--quality", type=nonnegative_float, default=0.0, metavar="SECONDS",
                    help="also train engine and baseline for SECONDS of wall time each and compare test bounds")
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, mps (default: best available)")

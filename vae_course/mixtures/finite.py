@@ -42,6 +42,8 @@ def mixture_log_density(x: Tensor, weights: Sequence[float] | Tensor, means: Seq
     if not (w.dim() == m.dim() == s.dim() == 1 and w.shape == m.shape == s.shape):
         raise ValueError(f"weights, means, stds: got shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)}; "
                          "need three 1-D sequences of the same length K")
+    for name, t in (("weights", w), ("means", m), ("stds", s)):
+        check.tensor(name, t)  # NaN or inf parameters would give NaN densities
     if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > 1e-5:
         raise ValueError(f"weights: got {w.tolist()}; need non-negative weights that sum to 1")
     if bool((s <= 0).any()):

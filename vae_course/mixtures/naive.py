@@ -58,12 +58,16 @@ def effective_sample_size(log_w: Tensor) -> Tensor:
     Args:
         log_w: ``(..., K)`` log-weights. Returns: ``(...)``.
     """
-    check.tensor("log_w", log_w, min_dim=1, finite=False)
+    check.log_values("log_w", log_w, min_dim=1)  # -inf (a zero weight) is allowed, NaN and +inf are not
     return torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
 
 
 def relative_error(log_p_hat: Tensor, log_p: Tensor) -> Tensor:
-    r""":math:`|\hat P/P - 1| = |e^{\log\hat P - \log P} - 1|`, elementwise."""
+    r""":math:`|\hat P/P - 1| = |e^{\log\hat P - \log P} - 1|`, elementwise; ``log_p_hat`` may be ``-inf`` (an estimate of 0),
+    ``log_p`` must be finite; the two broadcast."""
+    check.log_values("log_p_hat", log_p_hat)
+    check.tensor("log_p", log_p)
+    check.broadcast(log_p_hat=log_p_hat, log_p=log_p)
     return torch.expm1(log_p_hat - log_p).abs()
 
 
@@ -118,7 +122,7 @@ def naive_marginal_repeats(model, x: Tensor, n_samples: int, repeats: int, *,
     x = _as_points(x)
     z = torch.randn(repeats * n_samples, model.z_dim, generator=generator).to(x)  # (R*K, m)
     lw = log_likelihood_matrix(model, x, z).reshape(x.shape[0], repeats, n_samples)  # (N, R, K)
-    return log_mean_exp(lw, dim=-1)  # (N, R)
+    return log_mean_exp(lw, dim=-1, validate=False)  # (N, R)
 
 
 class NaiveStudy(NamedTuple):

@@ -8,6 +8,11 @@ A model plugs into :func:`vae_course.train.fit` and into checkpoints by providin
 * a class attribute ``config_class`` and a constructor ``Model(config)``, and the class is
   registered with :func:`register_model`, so a checkpoint can rebuild it from its name and config.
 
+Optionally, ``check_input(x, name="x") -> Tensor``: ``x`` checked as the model's input (shape, values, device) and
+returned in the model's dtype. ``fit`` calls it once on its whole data set and then runs its steps inside
+``vae_course._validate.data_checked()``, where the model may skip its per-batch checks; every model of the course
+has one (images with pixels in [0, 1] for Bernoulli pixels, code maps in ``[0, K)`` for the code prior).
+
 Chapters 6-8 (beta-VAE, posterior collapse, VQ-VAE) add their models this way, without copying
 the training loop. Keeping configs to plain values is what lets ``torch.load(..., weights_only=True)``
 read a checkpoint: no pickled classes, only tensors, dicts, lists, tuples, strings and numbers.

@@ -75,7 +75,7 @@ class GaussianPixels(NamedTuple):
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         r""":math:`x = \mu + \sigma\odot\varepsilon`: the mean plus independent noise on every pixel."""
-        return D.reparameterize(self.mean, self.logvar, n_samples=None, generator=generator)
+        return D.reparameterize(self.mean, self.logvar, n_samples=None, generator=generator, validate=False)
 
 
 class PixelHead(nn.Module):

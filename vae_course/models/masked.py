@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import _validate as check
 from ..utils import check_positive_int
 
 __all__ = ["MaskedConv2d", "PixelCNN", "causal_mask", "MASK_TYPES"]
@@ -137,7 +138,7 @@ class PixelCNN(nn.Module):
         if x.is_floating_point() or x.dim() != 3:
             raise ValueError(f"x: got dtype {x.dtype} and shape {tuple(x.shape)}; categorical=True needs an integer "
                              f"code map (B, H, W) with values in [0, {self.in_channels})")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.in_channels):
+        if x.numel() and check.should_scan(x, True) and (int(x.min()) < 0 or int(x.max()) >= self.in_channels):
             raise ValueError(f"x: codes in [{int(x.min())}, {int(x.max())}]; need values in [0, {self.in_channels})")
         return F.one_hot(x.long(), self.in_channels).permute(0, 3, 1, 2).float()  # (B, K, H, W)
 
@@ -161,6 +162,8 @@ class PixelCNN(nn.Module):
             x = self._one_hot(x)
         elif x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x: got shape {tuple(x.shape)}; need (B, {self.in_channels}, H, W)")
+        else:
+            check.pixels("x", x, per_batch=True)  # binary pixels (or grey levels) in [0, 1]
         cond = self._check_cond(cond, x.shape[0], tuple(x.shape[-2:]))
         h = self.input(x)  # (B, hidden, H, W)
         if self.input_cond is not None:

@@ -95,7 +95,8 @@ class MixturePrior(nn.Module):
             probs = torch.softmax(self.logits, -1)
             dev = generator.device if generator is not None else probs.device
             k = torch.multinomial(probs.to(dev), n, replacement=True, generator=generator).to(probs.device)  # (n,)
-            return D.reparameterize(self.means[k], self.logvars[k], eps=_draw((n, self.z_dim), generator, self.means))
+            return D.reparameterize(self.means[k], self.logvars[k], eps=_draw((n, self.z_dim), generator, self.means),
+                                    validate=False)
 
     def kl(self, q: D.DiagonalGaussian, *, per_dimension: bool = False) -> None:
         """No closed form for a mixture: None tells the ELBO to estimate the KL by Monte Carlo."""

@@ -90,20 +90,27 @@ class EMAState(NamedTuple):
 
 
 # ---------------------------------------------------------------- pure functions
-def squared_distances(z: Tensor, codebook: Tensor) -> Tensor:
+def squared_distances(z: Tensor, codebook: Tensor, *, validate: bool = True) -> Tensor:
     r""":math:`\lVert z_i - e_k\rVert^2 = \lVert z_i\rVert^2 - 2 z_i^\top e_k + \lVert e_k\rVert^2`; ``z`` ``(N, D)``,
     ``codebook`` ``(K, D)`` -> ``(N, K)``. The expansion costs one matrix product instead of an ``(N, K, D)`` tensor."""
+    if validate:
+        _check_codes_shapes(z, codebook)
     return z.pow(2).sum(1, keepdim=True) - 2 * z @ codebook.T + codebook.pow(2).sum(1)  # (N, K)
 
 
-def nearest_code(z: Tensor, codebook: Tensor) -> Tensor:
-    r""":math:`k(z_i) = \arg\min_k\lVert z_i - e_k\rVert^2`; ``z`` ``(N, D)``, ``codebook`` ``(K, D)`` -> ``(N,)`` long."""
+def _check_codes_shapes(z: Tensor, codebook: Tensor) -> None:
     check.tensor("z", z)
     check.tensor("codebook", codebook)
-    if z.dim() != 2 or codebook.dim() != 2 or z.shape[1] != codebook.shape[1]:
-        raise ValueError(f"z, codebook: got shapes {tuple(z.shape)} and {tuple(codebook.shape)}; need (N, D) and (K, D)")
+    if z.dim() != 2 or codebook.dim() != 2 or z.shape[1] != codebook.shape[1] or not len(codebook):
+        raise ValueError(f"z, codebook: got shapes {tuple(z.shape)} and {tuple(codebook.shape)}; need (N, D) and (K, D), K >= 1")
+
+
+def nearest_code(z: Tensor, codebook: Tensor, *, validate: bool = True) -> Tensor:
+    r""":math:`k(z_i) = \arg\min_k\lVert z_i - e_k\rVert^2`; ``z`` ``(N, D)``, ``codebook`` ``(K, D)`` -> ``(N,)`` long."""
+    if validate:
+        _check_codes_shapes(z, codebook)
     with torch.no_grad():
-        return squared_distances(z, codebook).argmin(1)
+        return squared_distances(z, codebook, validate=False).argmin(1)
 
 
 def vq_loss(z_e: Tensor, z_q: Tensor, beta: float = 0.25) -> VQLoss:
@@ -117,6 +124,7 @@ def vq_loss(z_e: Tensor, z_q: Tensor, beta: float = 0.25) -> VQLoss:
         beta: commitment weight (0.25 in the paper; results were robust for 0.1 to 2).
     The squared norms are summed over every dimension but the first (positions and code coordinates).
     """
+    check.positive_float("beta", beta, allow_zero=True)
     if z_e.shape != z_q.shape:
         raise ValueError(f"z_e, z_q: got shapes {tuple(z_e.shape)} and {tuple(z_q.shape)}; need the same shape")
     dims = tuple(range(1, z_e.dim()))
@@ -125,8 +133,23 @@ def vq_loss(z_e: Tensor, z_q: Tensor, beta: float = 0.25) -> VQLoss:
     return VQLoss(codebook, commitment)
 
 
+def _check_ema(cluster_size: Tensor, embed_sum: Tensor, codebook: Tensor, z: Tensor, indices: Tensor,
+               decay: float) -> None:
+    check.tensor("cluster_size", cluster_size, min_dim=1)
+    k = cluster_size.shape[0]
+    for name, t in (("embed_sum", embed_sum), ("codebook", codebook)):
+        check.tensor(name, t)
+        if t.dim() != 2 or t.shape[0] != k:
+            raise ValueError(f"{name}: got shape {tuple(t.shape)}; need (K, D) with K = {k} (cluster_size's length)")
+    _check_codes_shapes(z, codebook)
+    check.index_tensor("indices", indices, k)
+    if indices.shape != z.shape[:1]:
+        raise ValueError(f"indices: got shape {tuple(indices.shape)}; need ({z.shape[0]},), one code per row of z")
+    check.number("decay", decay, low=0.0, high=1.0, low_open=True, high_open=True)
+
+
 def ema_update(cluster_size: Tensor, embed_sum: Tensor, codebook: Tensor, z: Tensor, indices: Tensor,
-               decay: float = 0.99) -> EMAState:
+               decay: float = 0.99, *, validate: bool = True) -> EMAState:
     r"""One EMA step of the codebook (van den Oord et al., 2017, appendix A.1); returns new tensors.
 
     .. math:: N_k \leftarrow \gamma N_k + (1-\gamma) n_k,\quad m_k \leftarrow \gamma m_k + (1-\gamma)\sum_{i:k(i)=k} z_i,
@@ -136,6 +159,8 @@ def ema_update(cluster_size: Tensor, embed_sum: Tensor, codebook: Tensor, z: Ten
         cluster_size: :math:`N` ``(K,)``; embed_sum: :math:`m` ``(K, D)``; codebook: current :math:`e` ``(K, D)``.
         z: the batch's encoder outputs ``(N, D)``; indices: their codes ``(N,)``; decay: :math:`\gamma\in(0, 1)`.
     """
+    if validate:
+        _check_ema(cluster_size, embed_sum, codebook, z, indices, decay)
     n_codes = cluster_size.shape[0]
     one_hot = torch.nn.functional.one_hot(indices, n_codes).to(z.dtype)  # (N, K)
     n_k = one_hot.sum(0)  # (K,)
@@ -148,23 +173,35 @@ def ema_update(cluster_size: Tensor, embed_sum: Tensor, codebook: Tensor, z: Ten
 
 
 def code_counts(indices: Tensor, n_codes: int) -> Tensor:
-    """How often each code occurs in ``indices`` (any shape, long): ``(K,)`` float."""
+    """How often each code occurs in ``indices`` (any shape, integer, values in ``[0, n_codes)``): ``(K,)`` float."""
+    n_codes = check_positive_int("n_codes", n_codes)
+    check.index_tensor("indices", indices, n_codes, per_batch=True)
+    return _counts(indices, n_codes)
+
+
+def _counts(indices: Tensor, n_codes: int) -> Tensor:
     return torch.bincount(indices.reshape(-1), minlength=n_codes).float()
 
 
 def perplexity(counts: Tensor) -> Tensor:
     r""":math:`\exp\big(-\sum_k p_k\log p_k\big)` with :math:`p_k = c_k/\sum_j c_j` (:math:`0\log 0 = 0`), from
     ``counts`` (or probabilities) ``(K,)``. Equals :math:`K` for uniform use and 1 when one code is used."""
-    check.tensor("counts", counts, min_dim=1)
-    if bool((counts < 0).any()) or float(counts.sum()) <= 0:
-        raise ValueError("counts: need non-negative counts with a positive sum")
+    check.tensor("counts", counts, min_dim=1, per_batch=True)
+    if check.should_scan(counts, True) and (bool((counts < 0).any()) or float(counts.sum()) <= 0):
+        raise ValueError(f"counts: got minimum {counts.min().item():g} and sum {counts.sum().item():g}; need non-negative "
+                         "counts with a positive sum")
     p = counts / counts.sum()
     entropy = -torch.where(p > 0, p * torch.log(p.clamp_min(1e-30)), torch.zeros_like(p)).sum()
     return torch.exp(entropy)
 
 
 def dead_fraction(counts: Tensor) -> Tensor:
-    """Fraction of codes with zero count in ``counts`` ``(K,)``."""
+    """Fraction of codes with zero count in ``counts`` ``(K,)`` (non-negative, at least one code)."""
+    check.tensor("counts", counts, min_dim=1, per_batch=True)
+    if counts.dim() != 1 or not len(counts):
+        raise ValueError(f"counts: got shape {tuple(counts.shape)}; need counts (K,) of K >= 1 codes")
+    if check.should_scan(counts, True) and bool((counts < 0).any()):
+        raise ValueError(f"counts: got a minimum of {counts.min().item():g}; need non-negative counts")
     return (counts == 0).float().mean()
 
 
@@ -191,10 +228,9 @@ class VectorQuantizer(nn.Module):
         self.n_codes = check_positive_int("n_codes", n_codes)
         self.code_dim = check_positive_int("code_dim", code_dim)
         for name, value in (("decay", decay), ("usage_decay", usage_decay)):
-            if not 0 < value < 1:
-                raise ValueError(f"{name}: got {value!r}; need a float in (0, 1)")
-        if beta < 0 or dead_threshold < 0:
-            raise ValueError(f"beta, dead_threshold: got {beta!r}, {dead_threshold!r}; need non-negative floats")
+            check.number(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
+        check.positive_float("beta", beta, allow_zero=True)
+        check.positive_float("dead_threshold", dead_threshold, allow_zero=True)
         self.beta, self.ema, self.decay = float(beta), bool(ema), float(decay)
         self.restart_every = check_positive_int("restart_every", restart_every, allow_zero=True)
         self.dead_threshold, self.usage_decay = float(dead_threshold), float(usage_decay)
@@ -213,12 +249,13 @@ class VectorQuantizer(nn.Module):
         if not isinstance(z_e, Tensor) or not z_e.is_floating_point() or z_e.dim() < 2 or z_e.shape[1] != self.code_dim:
             got = tuple(z_e.shape) if isinstance(z_e, Tensor) else type(z_e).__name__
             raise ValueError(f"z_e: got {got}; need a floating tensor (B, {self.code_dim}, ...) or (N, {self.code_dim})")
+        check.tensor("z_e", z_e, per_batch=True)
         return z_e.movedim(1, -1).reshape(-1, self.code_dim)  # (N, D), N = B * positions
 
     def forward(self, z_e: Tensor) -> Quantized:
         """Quantise ``z_e`` ``(B, D, ...)``; in training mode also update the usage, the EMA codebook, restarts."""
         z = self._flat(z_e)  # (N, D)
-        idx = nearest_code(z.detach(), self.codebook.detach())  # (N,)
+        idx = nearest_code(z.detach(), self.codebook.detach(), validate=False)  # (N,)
         z_q = self.codebook[idx].reshape(*z_e.movedim(1, -1).shape).movedim(-1, 1)  # (B, D, ...)
         loss = vq_loss(z_e, z_q, self.beta)
         if self.ema:  # the codebook follows the EMA, not a gradient
@@ -226,21 +263,21 @@ class VectorQuantizer(nn.Module):
         indices = idx.reshape(z_e.shape[:1] + z_e.shape[2:])  # (B, ...)
         if self.training:
             self._update(z.detach(), idx)
-        return Quantized(straight_through(z_q, z_e), indices, loss)
+        return Quantized(straight_through(z_q, z_e, validate=False), indices, loss)
 
     @torch.no_grad()
     def _update(self, z: Tensor, idx: Tensor) -> None:
-        counts = code_counts(idx, self.n_codes)
+        counts = _counts(idx, self.n_codes)
         self.usage.mul_(self.usage_decay).add_((1 - self.usage_decay) * counts)
         if self.ema:
-            state = ema_update(self.cluster_size, self.embed_sum, self.codebook, z, idx, self.decay)
+            state = ema_update(self.cluster_size, self.embed_sum, self.codebook, z, idx, self.decay, validate=False)
             self.cluster_size.copy_(state.cluster_size)
             self.embed_sum.copy_(state.embed_sum)
             self.codebook.copy_(state.codebook)
         self.steps += 1
         step = int(self.steps)
         if self.restart_every and (step == 1 or step % self.restart_every == 0):
-            self.restart_dead_codes(z)
+            self._restart(z, None)
 
     def usage_per_batch(self) -> Tensor:
         r"""Running mean of each code's uses per training batch ``(K,)``, bias-corrected: the running sum
@@ -255,6 +292,12 @@ class VectorQuantizer(nn.Module):
 
         Training calls it on the first step too: no code has been used yet, so every code that the first batch
         leaves unused starts at an encoder output (a data-dependent initialisation)."""
+        check.tensor("z", z, min_dim=2)
+        if z.dim() != 2 or z.shape[1] != self.code_dim:
+            raise ValueError(f"z: got shape {tuple(z.shape)}; need encoder outputs (N, {self.code_dim})")
+        return self._restart(z, check.generator("generator", generator))
+
+    def _restart(self, z: Tensor, generator: torch.Generator | None) -> Tensor:
         dead = torch.nonzero(self.usage_per_batch() < self.dead_threshold).flatten()
         if len(dead) == 0 or len(z) == 0:
             return dead

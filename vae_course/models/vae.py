@@ -109,6 +109,9 @@ class VAE(VAEBase):
 
     def decode(self, z: Tensor):
         r""":math:`p_\theta(x\mid z)` for latents ``(..., m)``: Bernoulli or Gaussian pixels ``(..., C, H, W)``."""
+        if not isinstance(z, Tensor) or z.dim() < 1 or z.shape[-1] != self.config.z_dim:
+            raise ValueError(f"z: got {tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__}; need latents "
+                             f"(..., {self.config.z_dim})")
         return self.head(self.decoder(z))
 
     def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, **kwargs) -> ELBO:

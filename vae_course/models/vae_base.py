@@ -34,6 +34,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .. import _validate as check
 from .. import distributions as D
 from .. import objectives
 from ..utils import check_positive_int
@@ -72,17 +73,29 @@ class VAEBase(nn.Module):
     prior: nn.Module
 
     # ------------------------------------------------------------ the two halves
-    def _images(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor, name: str = "x") -> Tensor:
+        """``x`` checked as this model's input and returned as images ``(B, C, H, W)`` (flat ``(B, C*H*W)`` is
+        reshaped): at least one image, on the model's device, cast to its dtype, pixels in [0, 1] for Bernoulli
+        pixels (finite values for a Gaussian decoder). :func:`vae_course.train.fit` calls it once on its data set."""
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x: got {type(x).__name__}{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}; "
+            raise TypeError(f"{name}: got {type(x).__name__}{'' if not isinstance(x, Tensor) else ' of dtype ' + str(x.dtype)}; "
                             "need a floating torch.Tensor of images")
         shape = tuple(self.config.x_shape)
         x_dim = shape[0] * shape[1] * shape[2]
         if x.dim() == 2 and x.shape[1] == x_dim:
-            return x.reshape(-1, *shape)
-        if x.dim() != 4 or tuple(x.shape[1:]) != shape:
-            raise ValueError(f"x: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))}) or (B, {x_dim})")
-        return x
+            x = x.reshape(-1, *shape)
+        elif x.dim() != 4 or tuple(x.shape[1:]) != shape:
+            raise ValueError(f"{name}: got shape {tuple(x.shape)}; need (B, {', '.join(map(str, shape))}) or (B, {x_dim})")
+        check.non_empty(name, x, "image")
+        if check.in_checked_data():  # a batch of fit's data set: checked, moved and cast once
+            return x
+        x = check.like(name, x, check.first_parameter(self))
+        if getattr(self.config, "likelihood", "bernoulli") == "bernoulli":
+            return check.pixels(name, x)  # Bernoulli pixels: probabilities in [0, 1]
+        return check.tensor(name, x)
+
+    def _images(self, x: Tensor) -> Tensor:
+        return self.check_input(x)
 
     def encode(self, x: Tensor) -> D.DiagonalGaussian:
         r""":math:`q_w(z\mid x)`: a :class:`~vae_course.distributions.DiagonalGaussian` with ``mu``, ``logvar`` ``(B, m)``."""
@@ -161,4 +174,6 @@ class VAEBase(nn.Module):
         elif not isinstance(z, Tensor) or tuple(z.shape) != (n, self.config.z_dim):
             got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ValueError(f"z: got {got}; need latents of shape ({n}, {self.config.z_dim}), one row per sample")
+        else:
+            check.tensor("z", z)
         return self.generate(z.to(device), generator=generator, **kwargs)

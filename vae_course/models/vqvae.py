@@ -29,6 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .. import _validate as check
 from ..utils import check_positive_int
 from .base import LossTerms, register_model
 from .decoders import LIKELIHOODS, PixelHead
@@ -135,12 +136,23 @@ class VQVAE(nn.Module):
                                          usage_decay=c.usage_decay)
         self.decoder = _decoder(c, self.head.out_channels)
 
-    def _images(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor, name: str = "x") -> Tensor:
+        """``x`` checked as this model's input: images ``(B, C, H, W)``, at least one, on the model's device, cast to
+        its dtype, pixels in [0, 1] for Bernoulli pixels (finite for a Gaussian decoder). ``fit`` calls it once."""
         shape = self.config.x_shape
         if not isinstance(x, Tensor) or not x.is_floating_point() or x.dim() != 4 or tuple(x.shape[1:]) != shape:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x: got {got}; need a floating tensor of images (B, {', '.join(map(str, shape))})")
-        return x
+            raise ValueError(f"{name}: got {got}; need a floating tensor of images (B, {', '.join(map(str, shape))})")
+        check.non_empty(name, x, "image")
+        if check.in_checked_data():  # a batch of fit's data set: checked, moved and cast once
+            return x
+        x = check.like(name, x, self.quantizer.codebook)
+        if self.config.likelihood == "bernoulli":
+            return check.pixels(name, x)
+        return check.tensor(name, x)
+
+    def _images(self, x: Tensor) -> Tensor:
+        return self.check_input(x)
 
     def encode(self, x: Tensor) -> Tensor:
         r""":math:`z_e(x)`: ``(B, C, H, W)`` -> ``(B, D, h, w)``, before quantisation."""
@@ -152,10 +164,12 @@ class VQVAE(nn.Module):
 
     def decode_codes(self, codes: Tensor):
         """The pixel distribution for a code map ``(B, h, w)`` of indices: look up the codewords, then decode."""
-        if codes.dtype != torch.long or codes.dim() != 3:
-            raise ValueError(f"codes: got dtype {codes.dtype}, shape {tuple(codes.shape)}; need a long map (B, h, w)")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.n_codes):
-            raise ValueError(f"codes: values in [{int(codes.min())}, {int(codes.max())}]; need [0, {self.config.n_codes})")
+        h, w = self.config.map_shape
+        if not isinstance(codes, Tensor) or codes.dtype != torch.long or codes.dim() != 3 or tuple(codes.shape[1:]) != (h, w):
+            got = f"dtype {codes.dtype}, shape {tuple(codes.shape)}" if isinstance(codes, Tensor) else type(codes).__name__
+            raise ValueError(f"codes: got {got}; need a long map (B, {h}, {w}), this model's code-map size")
+        check.non_empty("codes", codes, "code map")
+        check.index_tensor("codes", check.like("codes", codes, self.quantizer.codebook), self.config.n_codes)
         z_q = self.quantizer.codebook[codes].movedim(-1, 1)  # (B, D, h, w)
         return self.decode(z_q)
 
@@ -168,6 +182,7 @@ class VQVAE(nn.Module):
         r"""Mean over the batch of :math:`-\log p(x\mid z_q) + \text{codebook} + \text{commitment}` (nats per image
         for the first term), with terms ``recon``, ``mse`` (per pixel, decoder mean), ``codebook``, ``commitment``,
         ``perplexity`` and ``dead`` (fraction of codes unused in this batch)."""
+        x = self._images(x)
         pixels, q = self(x)
         recon = -pixels.log_prob(x).mean()
         loss = recon + q.loss.codebook + q.loss.commitment
@@ -233,14 +248,27 @@ class CodePrior(nn.Module):
         self.pixelcnn = PixelCNN(c.n_codes, c.hidden, c.n_layers, categorical=True, first_kernel=c.first_kernel,
                                  kernel=c.kernel)
 
-    def _codes(self, z: Tensor) -> Tensor:
+    def check_input(self, z: Tensor, name: str = "z") -> Tensor:
+        """Code maps ``(B, h, w)`` (or ``(B, 1, h, w)``) of integers in ``[0, K)``, as longs or as floats holding
+        whole numbers (what :func:`vae_course.vq.code_data` gives ``fit``), at least one, on the model's device."""
+        if not isinstance(z, Tensor):
+            raise TypeError(f"{name}: got {type(z).__name__}; need a tensor of code maps")
         if z.dim() == 4 and z.shape[1] == 1:
             z = z[:, 0]
         if z.dim() != 3 or tuple(z.shape[1:]) != self.config.map_shape:
-            raise ValueError(f"z: got shape {tuple(z.shape)}; need code maps (B, {', '.join(map(str, self.config.map_shape))})")
+            raise ValueError(f"{name}: got shape {tuple(z.shape)}; need code maps (B, {', '.join(map(str, self.config.map_shape))})")
+        check.non_empty(name, z, "code map")
+        if not check.in_checked_data():
+            check.like(name, z, self.pixelcnn.input.weight)
         if z.is_floating_point():
-            z = z.round().long()
-        return z
+            check.pixels(name, z, high=self.config.n_codes - 1, per_batch=True)
+            if check.should_scan(z, True) and bool((z != z.round()).any()):
+                raise ValueError(f"{name}: got fractional values; need whole numbers, the code indices")
+            return z.round().long()
+        return check.index_tensor(name, z, self.config.n_codes, per_batch=True)
+
+    def _codes(self, z: Tensor) -> Tensor:
+        return self.check_input(z)
 
     def log_prob(self, z: Tensor) -> Tensor:
         r""":math:`\log P_\phi(z)=\sum_i\log P_\phi(z_i\mid z_{<i})`, nats, ``(B,)``."""
