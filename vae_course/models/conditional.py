@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import _validate as check
 from ..nets import ACTIVATIONS
 from ..utils import check_positive_int
 from .base import register_model
@@ -106,18 +107,26 @@ class ConditionalVAE(VAEBase):
         self.decoder = MLPDecoder(c.z_dim + c.n_classes, c.x_shape, self.head.out_channels, (c.hidden,), c.activation)
         self.prior = StandardNormalPrior(c.z_dim)
 
-    def _images(self, x: Tensor) -> Tensor:
-        """Check packed rows and return them flat, ``(B, D + K)``."""
+    def check_input(self, x: Tensor, name: str = "x") -> Tensor:
+        """``x`` checked as packed rows and returned flat, ``(B, D + K)``: at least one row, on the model's device and
+        dtype, every entry in [0, 1] (Bernoulli pixels and a one-hot label). :func:`vae_course.train.fit` and
+        :mod:`vae_course.evaluate` call it once on their data."""
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x: got {type(x).__name__}; need a floating torch.Tensor of packed rows (vae_course."
+            raise TypeError(f"{name}: got {type(x).__name__}; need a floating torch.Tensor of packed rows (vae_course."
                             "models.conditional.pack)")
         width = self.config.x_dim + self.config.n_classes
         if x.dim() == 4 and tuple(x.shape[1:3]) == (1, 1):
             x = x[:, 0, 0]
         if x.dim() != 2 or x.shape[1] != width:
-            raise ValueError(f"x: got shape {tuple(x.shape)}; need packed rows (B, {width}) = pixels and one-hot "
+            raise ValueError(f"{name}: got shape {tuple(x.shape)}; need packed rows (B, {width}) = pixels and one-hot "
                              f"label (vae_course.models.conditional.pack), or (B, 1, 1, {width})")
-        return x
+        check.non_empty(name, x, "row")
+        if check.in_checked_data():  # a batch of fit's data set: checked, moved and cast once
+            return x
+        return check.pixels(name, check.like(name, x, check.first_parameter(self)))
+
+    def _images(self, x: Tensor) -> Tensor:
+        return self.check_input(x)
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         r""":math:`\log p_\theta(x\mid z, y)` with ``x`` packed rows ``(B, D + K)`` and latents ``(..., B, m)``: ``(..., B)``."""
