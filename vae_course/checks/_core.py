@@ -236,17 +236,14 @@ def _why_tensor(out: Any) -> str:
     return ""
 
 
-def _dtype_problem(out: Tensor, ref: Tensor, case: Case, dtype: Any) -> str | None:
+def _dtype_problem(out: Tensor, ref: Tensor, dtype: Any) -> str | None:
     if isinstance(dtype, torch.dtype):
         if out.dtype != dtype:
-            return f"dtype {out.dtype}; need {dtype}"
+            return (f"dtype {out.dtype}; need {dtype} (a tensor made with dtype=torch.float64, torch.tensor of Python "
+                    f"floats with another default, or numpy changes it)")
         return None
     if ref.is_floating_point() and not out.is_floating_point():
         return f"dtype {out.dtype}; need a floating dtype ({ref.dtype})"
-    floats = {a.dtype for a in (*case.args, *case.kwargs.values()) if isinstance(a, Tensor) and a.is_floating_point()}
-    if len(floats) == 1 and ref.dtype in floats and out.dtype != ref.dtype:
-        return (f"dtype {out.dtype} from {ref.dtype} inputs; need {ref.dtype} (a constant made with torch.tensor(...), "
-                "torch.zeros(...) or numpy without dtype= changes it)")
     return None
 
 
@@ -256,7 +253,7 @@ def _compare(out: Tensor, ref: Tensor, case: Case, name: str, rtol: float, atol:
     on = f"on input {case.describe()}"
     if tuple(out.shape) != tuple(ref.shape):
         return f"`{name}` returned shape {tuple(out.shape)} {on}; expected shape {tuple(ref.shape)}."
-    wrong = _dtype_problem(out, ref, case, dtype)
+    wrong = _dtype_problem(out, ref, dtype)
     if wrong:
         return f"`{name}` returned {wrong}, {on}."
     o = out.detach().to("cpu", torch.float64)
@@ -353,8 +350,8 @@ def check_function(
         random_cases: ``(generator, n) -> n cases`` drawn within the documented domain; ``N_RANDOM`` are added
             with a fixed seed, and ``N_RANDOM_STRICT`` more under :func:`set_strict`.
         returns: ``"tensor"`` or ``"float"`` (a Python number, for a schedule).
-        dtype: the exact dtype the result must have; None: a floating result where the reference is floating, of
-            the inputs' dtype when all floating inputs share one.
+        dtype: the exact dtype the result must have (e.g. float32 for a convolution's mask); None: any floating
+            dtype where the reference is floating (the comparison's tolerance catches a precision too low).
         grads: argument names (of ``reference_fn``) through which the gradient must flow and match the reference's.
         forbidden: reference implementations (``"information.entropy"``, under ``vae_course``) switched off while
             the student's code runs.
@@ -390,9 +387,9 @@ def check_function(
                 if _matches(mistake.fn, cases, outputs, rtol, atol):
                     return CheckResult(exercise, FAIL, f"{problem}\nLikely mistake: {mistake.hint}")
             return CheckResult(exercise, FAIL, problem)
-        note = _gradients(name, student, reference_fn, cases, grads, rtol, atol) if grads else None
-        if note is None and extra is not None:
-            note = _extra(extra, student, name)
+        note = _extra(extra, student, name) if extra is not None else None  # the exercise's own, worded test first
+        if note is None and grads:
+            note = _gradients(name, student, reference_fn, cases, grads, rtol, atol)
     except NotImplementedError:
         return CheckResult(
             exercise, NOT_IMPLEMENTED,

@@ -42,8 +42,9 @@ def kl_variants(mu, logvar, *, var_pow=1.0, sign=1.0, half=0.5, minus_one=1.0, m
 
 # each: (keyword changes of kl_variants, the hint)
 KL_SLIPS = [
-    ({"sign": -1.0}, "inside the KL the log-variance enters with a minus: KL = 0.5 * sum(sigma^2 + mu^2 - 1 - logvar); "
-                     "with +logvar it is no longer 0 at q = N(0, I) and it rewards shrinking variances."),
+    ({"sign": -1.0}, "the sign of the log-variance term is flipped: inside the KL the log-variance enters with a minus, "
+                     "KL = 0.5 * sum(sigma^2 + mu^2 - 1 - logvar); with +logvar it is no longer 0 at q = N(0, I) and it "
+                     "rewards shrinking variances."),
     ({"half": 1.0}, "the KL is missing its factor 1/2: KL = 0.5 * sum(sigma^2 + mu^2 - 1 - logvar)."),
     ({"var_pow": 0.5}, "you used exp(logvar / 2), the standard deviation, where the variance exp(logvar) belongs in the KL."),
     ({"var_pow": 2.0}, "you used exp(logvar) as the standard deviation in the KL: sigma^2 = exp(logvar), not exp(logvar)^2."),

@@ -47,6 +47,20 @@ def _size(gen: torch.Generator, lo: int, hi: int) -> int:
     return int(torch.randint(lo, hi + 1, (1,), generator=gen))
 
 
+# The classic mistakes are written the way a student would write them, in plain torch: the package's references
+# are switched off while a student function runs, so a mistake built on them could not be submitted as one.
+def _h(p, base=math.e):
+    return -torch.xlogy(p, p).sum(-1) / math.log(base)
+
+
+def _kl(p, q, base=math.e):
+    return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum(-1) / math.log(base)
+
+
+def _ll(x, logits):
+    return (x * logits - F.softplus(logits)).sum(-1)
+
+
 # ---------------------------------------------------------------- exercise 1: entropy
 def _entropy_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(0)
@@ -76,7 +90,7 @@ def _entropy_ref(p):
 
 
 _ENTROPY_MISTAKES = [
-    Mistake(lambda p: info.entropy(p, base=2),
+    Mistake(lambda p: _h(p, base=2),
             "you computed the entropy in bits (log base 2); the course uses the natural log (nats): torch.log."),
     Mistake(lambda p: -(p * torch.log(p)).sum(-1),
             "0 * log(0) gives NaN in floating point; use the convention 0 log 0 = 0, e.g. torch.xlogy(p, p) "
@@ -131,16 +145,16 @@ def _kl_ref(p, q):
 
 
 _KL_MISTAKES = [
-    Mistake(lambda p, q: info.kl_divergence(q, p),
+    Mistake(lambda p, q: _kl(q, p),
             "the arguments are swapped: KL(p || q) = sum_k p_k log(p_k / q_k) weights by p, the first argument; "
             "you computed KL(q || p), and KL is not symmetric."),
-    Mistake(lambda p, q: info.kl_divergence(p, q, base=2),
+    Mistake(lambda p, q: _kl(p, q, base=2),
             "you used log base 2 (bits); the course uses the natural log (nats)."),
     Mistake(lambda p, q: (p * torch.log(p / q)).sum(-1),
             "0 * log(0 / q) gives NaN in floating point; terms with p_k = 0 contribute 0 (torch.xlogy helps)."),
-    Mistake(lambda p, q: -info.kl_divergence(p, q),
+    Mistake(lambda p, q: -_kl(p, q),
             "the sign is flipped: KL(p || q) = sum_k p_k log(p_k / q_k) >= 0, or log(q/p) with a minus in front."),
-    Mistake(lambda p, q: info.cross_entropy(p, q),
+    Mistake(lambda p, q: -torch.xlogy(p, q).sum(-1),
             "you returned the cross-entropy H(p, q) = -sum p log q; KL subtracts the entropy: KL = H(p, q) - H(p)."),
     Mistake(lambda p, q: (torch.xlogy(p, p) - torch.xlogy(p, q)).mean(-1),
             "you averaged over the outcomes; KL is a sum over k of p_k log(p_k / q_k)."),
@@ -197,9 +211,9 @@ def _naive_probs(x, logits):
 
 
 _BERNOULLI_MISTAKES = [
-    Mistake(lambda x, logits: -log_bernoulli(x, logits),
+    Mistake(lambda x, logits: -_ll(x, logits),
             "the sign is flipped: you returned the negative log-likelihood (the loss); the log-likelihood is <= 0."),
-    Mistake(lambda x, logits: log_bernoulli(x, torch.sigmoid(logits)),
+    Mistake(lambda x, logits: _ll(x, torch.sigmoid(logits)),
             "you passed sigmoid(logits), which are probabilities, where logits belong (sigmoid applied twice); "
             "use the logits directly: x * l - softplus(l)."),
     Mistake(lambda x, logits: (x * torch.log(logits) + (1 - x) * torch.log(1 - logits)).sum(-1),
@@ -207,9 +221,9 @@ _BERNOULLI_MISTAKES = [
     Mistake(_naive_probs,
             "log(sigmoid(l)) and log(1 - sigmoid(l)) underflow to log(0) for large |l|; compute from logits: "
             "log sigmoid(l) = -softplus(-l), log(1 - sigmoid(l)) = -softplus(l) (or F.logsigmoid)."),
-    Mistake(lambda x, logits: log_bernoulli(x, logits) / x.shape[-1],
+    Mistake(lambda x, logits: _ll(x, logits) / x.shape[-1],
             "you averaged over the pixels; log p(x) of one image is the sum over its pixels (independence)."),
-    Mistake(lambda x, logits: log_bernoulli(x, -logits),
+    Mistake(lambda x, logits: _ll(x, -logits),
             "the logit's sign is flipped: theta = sigmoid(l) is the probability that the pixel is 1, not 0."),
     Mistake(lambda x, logits: -F.binary_cross_entropy_with_logits(logits, x, reduction="sum"),
             "you summed over the whole batch; return one log-likelihood per image, shape (N,): sum over the last dim only."),

@@ -41,6 +41,16 @@ def _t(*v) -> torch.Tensor:
     return torch.tensor(v, dtype=torch.float64)
 
 
+# The mistakes are plain torch, as a student would write them (the package's references are switched off while a
+# student function runs).
+def _kl_std(mu, lv):
+    return 0.5 * (torch.exp(lv) + mu**2 - 1 - lv).sum(-1)
+
+
+def _kl_lecture(mu, lv):
+    return 0.5 * (lv + torch.exp(-lv) + mu**2 - 1).sum(-1)  # lecture 003: the KL at variance 1 / sigma^2
+
+
 # ---------------------------------------------------------------- exercise 1: closed-form KL to N(0, I)
 def _kl_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(3)
@@ -59,7 +69,7 @@ def _kl_ref(mu, logvar):
 
 
 _KL_MISTAKES = [
-    Mistake(inf.kl_std_inverted_variance,
+    Mistake(_kl_lecture,
             "this is the formula printed in lecture 003, (1/2) sum(log s^2 + 1/s^2 + mu^2 - 1); it is the right KL "
             "evaluated at variance 1/s^2. The correct one is (1/2) sum(s^2 + mu^2 - 1 - log s^2)."),
     *kl_mistakes(),
@@ -108,7 +118,7 @@ def _elbo_ref(x, W, b, sigma, mu_q, logvar_q, eps):
 def _recon(x, W, b, sigma, z, logvar_x=None):
     mean = z @ W.T + b  # (S, N, d)
     lv = torch.full_like(mean, 2 * math.log(sigma) if logvar_x is None else logvar_x)
-    return D.log_normal_diag(x, mean, lv)  # (S, N)
+    return -0.5 * (math.log(2 * math.pi) + lv + (x - mean) ** 2 / torch.exp(lv)).sum(-1)  # (S, N)
 
 
 def _z(mu_q, logvar_q, eps, scale="std"):
@@ -116,23 +126,23 @@ def _z(mu_q, logvar_q, eps, scale="std"):
 
 
 _ELBO_MISTAKES = [
-    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps, "var")).mean(0) - D.kl_normal_std(mu, lv),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps, "var")).mean(0) - _kl_std(mu, lv),
             "z = mu + exp(logvar) * eps uses the variance as a scale; the standard deviation is exp(0.5 * logvar)."),
-    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) + D.kl_normal_std(mu, lv),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) + _kl_std(mu, lv),
             "the KL is added; the ELBO is E_q[log p(x|z)] MINUS KL(q || p(z))."),
     Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0),
             "the KL term is missing: that is only the reconstruction term E_q[log p(x|z)]."),
     Mistake(lambda x, W, b, s, mu, lv, eps: (_recon(x, W, b, s, _z(mu, lv, eps))
-                                             + D.log_normal_std(_z(mu, lv, eps))).mean(0),
+                                             - 0.5 * (math.log(2 * math.pi) + _z(mu, lv, eps) ** 2).sum(-1)).mean(0),
             "you averaged log p(x, z) = log p(x|z) + log p(z) but left out the entropy of q (the -log q(z) term); "
             "ELBO = E_q[log p(x, z) - log q(z)]."),
-    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).sum(0) - D.kl_normal_std(mu, lv),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).sum(0) - _kl_std(mu, lv),
             "you summed over the S samples; the Monte-Carlo estimate of an expectation is their mean."),
     Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps), logvar_x=math.log(s)).mean(0)
-            - D.kl_normal_std(mu, lv),
+            - _kl_std(mu, lv),
             "sigma is the noise standard deviation: the variance of p(x|z) is sigma**2, so its log-variance is "
             "2 log(sigma), not log(sigma)."),
-    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) - inf.kl_std_inverted_variance(mu, lv),
+    Mistake(lambda x, W, b, s, mu, lv, eps: _recon(x, W, b, s, _z(mu, lv, eps)).mean(0) - _kl_lecture(mu, lv),
             "your KL is lecture 003's wrong formula; use (1/2) sum(exp(logvar) + mu^2 - 1 - logvar)."),
 ]
 

@@ -224,25 +224,35 @@ def _mask_ref(kernel_size, mask_type):
     return _causal_mask(kernel_size, mask_type)
 
 
+def _mask(k: int, t: str) -> Tensor:
+    """The mask in plain torch, for the mistakes (a student would write it so; the reference is switched off)."""
+    m = torch.zeros(k, k)
+    c = k // 2
+    m[:c] = 1.0
+    m[c, :c] = 1.0
+    m[c, c] = float(t == "B")
+    return m
+
+
 def _swap(t: str) -> str:
     return "B" if t == "A" else "A"
 
 
 def _mask_rows_only(kernel_size, mask_type):
-    m = _causal_mask(kernel_size, mask_type)
+    m = _mask(kernel_size, mask_type)
     m[kernel_size // 2 + 1:] = 1  # forgot the rows below
     return m
 
 
 def _mask_whole_row(kernel_size, mask_type):
-    m = _causal_mask(kernel_size, mask_type)
+    m = _mask(kernel_size, mask_type)
     c = kernel_size // 2
     m[c, :c] = 0
     return m
 
 
 _MASK_MISTAKES = [
-    Mistake(lambda k, t: _causal_mask(k, _swap(t)),
+    Mistake(lambda k, t: _mask(k, _swap(t)),
             "types A and B are exchanged. Type A (the first layer only) zeroes the centre, so a position never sees its "
             "own code; type B (every later layer) keeps the centre, because there the centre holds features computed "
             "from earlier positions only."),
@@ -251,7 +261,7 @@ _MASK_MISTAKES = [
     Mistake(_mask_whole_row,
             "you zeroed the whole centre row; positions to the left of the centre come earlier in raster order and "
             "must be kept."),
-    Mistake(lambda k, t: _causal_mask(k, t).T.contiguous(),
+    Mistake(lambda k, t: _mask(k, t).T.contiguous(),
             "your mask is transposed: it follows column order. Raster order runs along rows: keep the rows above and, "
             "in the centre row, the positions to the left."),
 ]
@@ -293,14 +303,18 @@ def _perplexity_ref(indices, n_codes):
     return _perplexity(code_counts(indices, n_codes))
 
 
+def _counts(indices, n_codes):
+    return torch.bincount(indices.reshape(-1), minlength=n_codes).float()  # plain torch, as a student writes it
+
+
 def _entropy(indices, n_codes):
-    p = code_counts(indices, n_codes) / indices.numel()
+    p = _counts(indices, n_codes) / indices.numel()
     p = p[p > 0]
     return -(p * p.log()).sum()
 
 
 def _over_k(indices, n_codes):
-    p = code_counts(indices, n_codes) / n_codes  # the wrong normaliser
+    p = _counts(indices, n_codes) / n_codes  # the wrong normaliser
     p = p[p > 0]
     return torch.exp(-(p * p.log()).sum())
 
@@ -312,7 +326,7 @@ _PERPLEXITY_MISTAKES = [
     Mistake(_over_k,
             "you divided the counts by K; the frequencies p_k are the counts divided by the number of positions "
             "(indices.numel())."),
-    Mistake(lambda i, k: (code_counts(i, k) > 0).sum().to(torch.float32),
+    Mistake(lambda i, k: (_counts(i, k) > 0).sum().to(torch.float32),
             "you counted the codes in use; the perplexity weighs them by frequency: exp(-sum_k p_k log p_k)."),
 ]
 
