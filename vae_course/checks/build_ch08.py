@@ -97,8 +97,14 @@ def _model(quantizer: VectorQuantizer | None = None) -> VQVAE:
 def _report(model: VQVAE) -> dict:
     data = digits(binarize="static")
     usage = codebook_usage(encode_codes(model, data.x_train), MODEL["n_codes"])
+    q = model.quantizer
+    used = q.cluster_size > 1e-6
+    mean = q.embed_sum[used] / q.cluster_size[used, None]
     return {"perplexity": float(usage.perplexity), "dead": float(usage.dead_fraction),
-            "recon": evaluate_loss(model, data.x_test)["recon"]}
+            "recon": evaluate_loss(model, data.x_test)["recon"],
+            "is_mean": bool(torch.allclose(q.codebook[used], mean, rtol=1e-3, atol=1e-4)),
+            "is_sum": bool(torch.allclose(q.codebook[used], q.embed_sum[used], rtol=1e-3, atol=1e-4)) and not bool(
+                torch.allclose(q.cluster_size[used], torch.ones_like(q.cluster_size[used])))}
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,7 +154,12 @@ def _judge(state) -> Outcome:
     if history.stopped or not math.isfinite(report["recon"]):
         return Outcome(math.nan, BAND, summary, NAN_HINT)
     problem, diagnosis = "", ""
-    if report["perplexity"] < BAND.lo or report["dead"] > MAX_DEAD:
+    if report["is_sum"] or (not report["is_mean"] and report["recon"] > ref["recon"] + MARGIN):
+        problem = "" if report["perplexity"] < BAND.lo else "the codewords are not the running means of their vectors"
+        diagnosis = ("your codewords are " + ("the running SUMS m_k" if report["is_sum"] else "not m_k / N_k") + ": each "
+                     "codeword must become the running mean of the vectors assigned to it, e_k = m_k / N_k (where "
+                     "N_k > 0); a sum grows with every step and drifts away from the encoder's outputs.")
+    elif report["perplexity"] < BAND.lo or report["dead"] > MAX_DEAD:
         if report["dead"] > MAX_DEAD:
             problem = "" if report["perplexity"] < BAND.lo else f"{report['dead']:.0%} of the codes are dead (at most {MAX_DEAD:.0%})"
             diagnosis = ("many codes stay dead: a code that is nobody's nearest neighbour gets no update. Restart every "

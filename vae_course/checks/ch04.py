@@ -278,7 +278,6 @@ def _variance_hints() -> dict[str, float]:
         "you left out the mu eps term; only Var(eps^2) = 2 is there.": 2.0,
         "0 is the variance of the reparameterisation estimator (d/dmu F(mu + eps) = 1 always), not of the score "
         "function estimator.": 0.0,
-        "Var(mu eps) = mu^2, not mu.": m + 2,
     }
 
 
