@@ -225,6 +225,8 @@ def _kind(out: Any) -> str:
         return f"a tensor of shape {tuple(out.shape)}"
     if isinstance(out, np.ndarray):
         return f"a numpy array of shape {out.shape}"
+    if isinstance(out, np.generic):
+        return f"a numpy {type(out).__name__}"
     return f"a {type(out).__name__}"
 
 
