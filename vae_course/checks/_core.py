@@ -437,7 +437,7 @@ def check_value(exercise: str, value: Any, expected: float | Tensor, *, rtol: fl
     student's number and ``band`` the accepted range, for the grader's CSV.
     """
     exp = torch.as_tensor(expected, dtype=torch.float64)
-    band = (f"{short(exp, 6)} ± {rtol:g} relative" + (f" {unit}" if unit else "")) if exp.numel() == 1 else ""
+    band = f"{short(exp, 6)}{' ' + unit if unit else ''} ± {100 * rtol:g}%" if exp.numel() == 1 else ""
     if value is None or value is Ellipsis:
         return CheckResult(exercise, NOT_IMPLEMENTED, f"not answered yet: set {what} and run this cell again.", band=band)
     if isinstance(value, (str, bytes, bool)) or not isinstance(value, (numbers.Real, Tensor, list, tuple, np.ndarray)):

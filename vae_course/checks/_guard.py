@@ -123,35 +123,59 @@ def guarded(fn: Callable, names: Sequence[str]) -> Callable:
 
 
 # ---------------------------------------------------------------- integrity of the package
-def snapshot() -> dict[str, dict[str, Any]]:
-    """The attributes of every loaded ``vae_course`` module (shallow: name -> object; the module itself under
-    ``"__module__object__"``)."""
-    return {name: {**vars(mod), _SELF: mod} for name, mod in list(sys.modules.items())
-            if name.split(".")[0] == PACKAGE and mod is not None}
+def _named(name: str) -> Any:
+    """A loaded module (``"torch.nn.functional"``) or an attribute path in one (``"torch.Tensor"``)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    head, _, attr = name.rpartition(".")
+    return getattr(_named(head), attr)
+
+
+def snapshot(extra: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The attributes of every loaded ``vae_course`` module, and of the modules or classes named in ``extra``
+    (``"torch"``, ``"torch.Tensor"``): name -> {attribute: object}, the owner itself under a private key."""
+    names = [n for n, m in list(sys.modules.items()) if n.split(".")[0] == PACKAGE and m is not None]
+    out = {}
+    for name in [*names, *extra]:
+        try:
+            owner = _named(name)
+        except (AttributeError, KeyError):
+            continue
+        out[name] = {**dict(vars(owner)), _SELF: owner}
+    return out
 
 
 def changes(before: dict[str, dict[str, Any]]) -> list[str]:
-    """``module.attribute`` of every attribute that was replaced or deleted since :func:`snapshot` ``before``."""
+    """``owner.attribute`` of every attribute replaced or deleted since :func:`snapshot` ``before`` (a module
+    replaced in ``sys.modules`` too)."""
     found = []
     for name, attrs in before.items():
-        mod = sys.modules.get(name)
-        if mod is not attrs[_SELF]:
+        owner = attrs[_SELF]
+        if name in sys.modules and sys.modules[name] is not owner:
             found.append(f"sys.modules[{name!r}]")
             continue
-        now = vars(mod)
+        now = vars(owner)
         for key, value in attrs.items():
-            if key == _SELF or (key.startswith("__") and key.endswith("__")):
+            if key == _SELF or key in ("__dict__", "__weakref__", "__doc__", "__annotations__"):
                 continue
+            if key.startswith("__") and key.endswith("__") and isinstance(owner, type(sys)):
+                continue  # a module's own dunders (__loader__, __spec__, ...) are no concern
             if now.get(key, _MISSING) is not value:
                 found.append(f"{name}.{key}")
     return found
 
 
 def restore(before: dict[str, dict[str, Any]]) -> None:
-    """Put back every attribute recorded by :func:`snapshot` (module objects included)."""
+    """Put back every attribute recorded by :func:`snapshot` (and the modules in ``sys.modules``)."""
     for name, attrs in before.items():
-        mod = attrs[_SELF]
-        sys.modules[name] = mod
+        owner = attrs[_SELF]
+        if name in sys.modules and sys.modules[name] is not owner:
+            sys.modules[name] = owner
         for key, value in attrs.items():
-            if key != _SELF and vars(mod).get(key, _MISSING) is not value:
-                setattr(mod, key, value)
+            if key == _SELF or key in ("__dict__", "__weakref__"):
+                continue
+            if vars(owner).get(key, _MISSING) is not value:
+                try:
+                    setattr(owner, key, value)
+                except (AttributeError, TypeError):
+                    pass
