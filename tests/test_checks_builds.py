@@ -189,3 +189,24 @@ def _ema(normalise=True, restart=True):
 def test_ch08_a_codebook_of_running_sums_fails_and_so_does_a_missing_restart():
     _fails(ch08.check_ema_build(_ema(normalise=False)), "running SUMS", "m_k / N_k")
     _fails(ch08.check_ema_build(_ema(restart=False)), "flagged dead", "randomly chosen encoder output")
+
+
+# ---------------------------------------------------------------- NaN and errors during training
+def test_a_loss_that_turns_nan_during_training_is_diagnosed():
+    def capacity_loss(recon, kl, c, gamma):  # finite on the probe's 6 images, NaN on a training batch of 128
+        bad = torch.sqrt(torch.tensor(-1.0)) if len(recon) == 128 else 0.0
+        return -recon.mean() + gamma * (kl.mean() - c).abs() + bad
+
+    _fails(ch06.check_capacity_build(capacity_loss), "NaN", "a variance reached 0", "log of 0")
+
+
+def test_an_error_at_a_later_training_step_says_where():
+    calls = []
+
+    def capacity_loss(recon, kl, c, gamma):
+        calls.append(1)
+        if len(calls) == 5:
+            raise ZeroDivisionError("division by zero")
+        return -recon.mean() + gamma * (kl.mean() - c).abs()
+
+    _fails(ch06.check_capacity_build(capacity_loss), "at training step", "ZeroDivisionError")
