@@ -112,6 +112,7 @@ def _loss_terms(out, name: str):
 
 def _probe(student):
     name = getattr(student, "__name__", "TinyVAE")
+    torch.manual_seed(0)  # the same initial weights whatever ran before (the reference run, another check)
     model = call_student(guarded(student, FORBIDDEN), name=name, returns="any")
     if isinstance(model, VAEBase):
         raise StudentError(f"`{name}()` is one of the package's VAEs; this task asks you to build yours from "
