@@ -213,7 +213,7 @@ def call_student(fn: Callable, args: tuple = (), kwargs: dict | None = None, *, 
     if out is None:
         raise StudentError(f"`{name}` returned None{on}; did you forget `return`?")
     if returns == "tensor" and not isinstance(out, Tensor):
-        raise StudentError(f"`{name}` returned {_kind(out)}{on}; need a torch.Tensor. {_why_tensor(out)}")
+        raise StudentError(f"`{name}` returned {_kind(out)}{on}; need a torch.Tensor. {_why_tensor(out)}".rstrip())
     if returns == "float" and (isinstance(out, bool) or not isinstance(out, numbers.Real)):
         raise StudentError(f"`{name}` returned {_kind(out)}{on}; need a Python float"
                            + (" (float(...) or .item() turns a 0-dim tensor into one)." if isinstance(out, Tensor) else "."))
