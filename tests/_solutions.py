@@ -3,7 +3,9 @@
 No kernel: the notebook's first code cell after the Colab setup cell (imports and setup) and the cells that define the
 notebook's exercise functions up to this one run with ``exec`` in a fresh namespace, in notebook
 order, as a student's kernel would have run them (``mig`` in chapter 6 calls the
-``mutual_information`` written one exercise earlier). Shared by the registry and contract tests.
+``mutual_information`` written one exercise earlier). A build task's answer may be a class
+(``class TinyVAE``), a derivation's a variable (``gap_nats = ...``): the solution is then that
+class or that number. Shared by the registry, contract and build-task tests.
 """
 from __future__ import annotations
 
@@ -34,8 +36,10 @@ def code_cells(notebook: str, folder: str = "solutions") -> tuple[str, ...]:
 
 
 def defining_cell(notebook: str, function: str) -> str:
-    """The one code cell of the solution notebook that defines ``function`` (a line ``def function(``)."""
-    pattern = re.compile(rf"^def {re.escape(function)}\(", re.M)
+    """The one code cell of the solution notebook that defines ``function``: a line ``def function(``,
+    ``class function`` or ``function = ...`` (a derivation's answer)."""
+    name = re.escape(function)
+    pattern = re.compile(rf"^(def {name}\(|class {name}\b|{name}\s*=)", re.M)
     found = [src for src in code_cells(notebook) if pattern.search(src)]
     if len(found) != 1:
         raise LookupError(f"solutions/{notebook}: {len(found)} code cells define `{function}`; expected exactly one")
@@ -44,13 +48,15 @@ def defining_cell(notebook: str, function: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def solution(exercise: Exercise) -> Callable:
-    """The function ``exercise.function`` as ``solutions/<exercise.notebook>`` defines it."""
+    """The function, class or number ``exercise.function`` as ``solutions/<exercise.notebook>`` defines it."""
     namespace: dict = {"__name__": f"solution_{exercise.notebook[:-6]}"}
     cells = [code_cells(exercise.notebook)[0]]
     cells += [defining_cell(e.notebook, e.function) for e in exercises_for(exercise.notebook) if e.number <= exercise.number]
     for source in cells:
         exec(compile(source, f"solutions/{exercise.notebook}", "exec"), namespace)  # noqa: S102 (our own notebook)
     fn = namespace.get(exercise.function)
+    if exercise.kind == "value":
+        return fn
     if not callable(fn):
         raise LookupError(f"solutions/{exercise.notebook}: running its cells did not define a function `{exercise.function}`")
     return fn

@@ -20,9 +20,9 @@ def _kl(mu, lv):
 
 
 MISTAKES = [
-    (ch05.check_reparameterize, lambda mu, lv, eps: mu + torch.exp(lv) * eps, "exp(logvar) as the standard deviation"),
+    (ch05.check_reparameterize, lambda mu, lv, eps: mu + torch.exp(lv) * eps, "exp(logvar), which is the variance"),
     (ch05.check_reparameterize, lambda mu, lv, eps: mu + lv * eps, "multiplied eps by logvar"),
-    (ch05.check_reparameterize, lambda mu, lv, eps: mu + torch.exp(-0.5 * lv) * eps, "sign inside the exponential"),
+    (ch05.check_reparameterize, lambda mu, lv, eps: mu + torch.exp(-0.5 * lv) * eps, "1 / sigma"),
     (ch05.check_negative_elbo, lambda x, l, mu, lv: _bce(x, l) - _kl(mu, lv), "KL has the wrong sign"),
     (ch05.check_negative_elbo, lambda x, l, mu, lv: _bce(x, l, "mean") + _kl(mu, lv), "averaged the reconstruction"),
     (ch05.check_negative_elbo, lambda x, l, mu, lv: _bce(x, l), "KL term is missing"),

@@ -39,7 +39,8 @@ def mig_ok(codes, factors):
     for k in range(factors.shape[1]):
         mis = sorted((mi_ok(codes[:, j], factors[:, k]) for j in range(codes.shape[1])), reverse=True)
         h = mi_ok(factors[:, k], factors[:, k])  # I(v; v) = H(v)
-        gaps.append((mis[0] - mis[1]) / h)
+        if h > 0:  # a constant factor has nothing to disentangle (the check has such a case)
+            gaps.append((mis[0] - mis[1]) / h)
     return torch.stack(gaps).mean()
 
 

@@ -30,6 +30,22 @@ def test_strip_code_region_keeps_indent_and_rest():
     assert '"""H(p)."""' in out
 
 
+def test_a_derivations_answer_becomes_the_name_set_to_ellipsis():
+    src = "### BEGIN SOLUTION\ngap_nats = 0.5 * math.log(45 / 29)\n### END SOLUTION\n"
+    out = R.strip_solutions(src)
+    assert out.startswith("gap_nats = ...  # your answer") and "45 / 29" not in out and "NotImplementedError" not in out
+    ns: dict = {}
+    exec(out, ns)  # noqa: S102 (the stub runs: the unsolved notebook executes cleanly)
+    assert ns["gap_nats"] is Ellipsis
+
+
+def test_a_top_level_region_that_is_not_only_assignments_still_raises():
+    out = R.strip_solutions("### BEGIN SOLUTION\nx = 1\nprint(x)\n### END SOLUTION")
+    assert 'raise NotImplementedError("Exercise: fill in this cell' in out
+    inside = R.strip_solutions("def f():\n    ### BEGIN SOLUTION\n    y = 2\n    ### END SOLUTION")
+    assert 'raise NotImplementedError("Exercise: write `f`' in inside
+
+
 def test_strip_markdown_region():
     md = "Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->\nNext."
     assert R.strip_solutions(md, cell_type="markdown") == f"Why?\n{R.MD_STUB}\nNext."

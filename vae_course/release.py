@@ -8,6 +8,13 @@ marker lines, and the generated exercise keeps everything else::
         return -(p * p.log()).sum(-1)    ->
         ### END SOLUTION
 
+A region at the top level of a cell that only assigns numbers to names (the answer of a derivation) becomes
+the same names set to ``...``, so the unsolved notebook still runs and its check reports "not answered yet"::
+
+    ### BEGIN SOLUTION                        gap_nats = ...  # your answer: a number
+    gap_nats = 0.5 * math.log(45 / 29)  ->
+    ### END SOLUTION
+
 Markdown answers use ``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` and become
 "*Write your answer here.*". Outputs and execution counts are dropped. The output is
 deterministic, so a test can check that ``exercises/`` is exactly what this module generates.
@@ -17,6 +24,7 @@ Usage: ``vae-course release`` or ``python -m vae_course.release [--check] [SOLUT
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -28,6 +36,7 @@ __all__ = ["strip_solutions", "release_notebook", "release", "ReleaseError"]
 CODE_BEGIN, CODE_END = "### BEGIN SOLUTION", "### END SOLUTION"
 MD_BEGIN, MD_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
 MD_STUB = "*Write your answer here.*"
+VALUE_STUB = "{name} = ...  # your answer: a number (or an arithmetic expression such as 2 * math.log(3))"
 GENERATED_NOTE = "generated from solutions/ by `vae-course release`; edit the solution notebook instead"
 
 
@@ -44,6 +53,20 @@ def _enclosing_name(lines: list[str], index: int) -> str | None:
     return None
 
 
+def _answer_names(region: list[str]) -> list[str] | None:
+    """The names a top-level region assigns, if it is nothing but ``name = expression`` lines; else None."""
+    try:
+        tree = ast.parse("\n".join(region))
+    except SyntaxError:
+        return None
+    names = []
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            return None
+        names.append(node.targets[0].id)
+    return names or None
+
+
 def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell") -> str:
     """Replace every solution region of one cell's ``source`` with a stub.
 
@@ -58,28 +81,39 @@ def strip_solutions(source: str, *, cell_type: str = "code", where: str = "cell"
     lines = source.split("\n")
     out: list[str] = []
     start: int | None = None
+    region: list[str] = []
+    indent = ""
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped == begin:
             if start is not None:
                 raise ReleaseError(f"{where}: line {i + 1}: '{begin}' inside another solution region")
-            start = i
+            start, region = i, []
             indent = line[: len(line) - len(line.lstrip())]
-            if cell_type == "code":
-                name = _enclosing_name(lines, i)
-                what = f"write `{name}`" if name else "fill in this cell"
-                out.append(f'{indent}raise NotImplementedError("Exercise: {what}, then run the check cell below")')
-            else:
-                out.append(indent + MD_STUB)
         elif stripped == end:
             if start is None:
                 raise ReleaseError(f"{where}: line {i + 1}: '{end}' without a matching '{begin}'")
+            out += _stub(lines, start, region, indent, cell_type)
             start = None
         elif start is None:
             out.append(line)
+        else:
+            region.append(line)
     if start is not None:
         raise ReleaseError(f"{where}: line {start + 1}: '{begin}' is never closed by '{end}'")
     return "\n".join(out)
+
+
+def _stub(lines: list[str], start: int, region: list[str], indent: str, cell_type: str) -> list[str]:
+    """What replaces one solution region (see the module docstring)."""
+    if cell_type != "code":
+        return [indent + MD_STUB]
+    names = _answer_names(region) if indent == "" else None
+    if names:
+        return [VALUE_STUB.format(name=n) for n in names]
+    name = _enclosing_name(lines, start)
+    what = f"write `{name}`" if name else "fill in this cell"
+    return [f'{indent}raise NotImplementedError("Exercise: {what}, then run the check cell below")']
 
 
 def release_notebook(nb: nbformat.NotebookNode, *, name: str = "notebook") -> nbformat.NotebookNode:

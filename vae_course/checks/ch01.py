@@ -3,6 +3,7 @@ r"""Checks for the chapter 1 exercises (``solutions/01_probabilistic_generators.
 1. ``sample_mvn(mu, cov, eps)``: a draw of :math:`\mathcal N(\mu, \Sigma)` as :math:`x = \mu + L\varepsilon`, :math:`LL^\top = \Sigma`.
 2. ``log_normal_diag(x, mu, logvar)``: :math:`\log\mathcal N(x; \mu, \mathrm{diag}(e^{\ell}))`, summed over the last dim.
 3. ``log_normal_full(x, mu, cov)``: :math:`\log\mathcal N(x; \mu, \Sigma)` through the Cholesky factor.
+4. Derivation: the log-density of a 2-D Gaussian at its mean, by hand.
 
 Each compares the student's function with the package's reference (:func:`vae_course.generators.sample_normal`,
 :mod:`vae_course.distributions`) on seeded random inputs and edge cases, and recognises the classic mistakes:
@@ -18,15 +19,16 @@ from torch import Tensor
 
 from .. import distributions as D
 from ..generators import sample_normal
-from ._core import Case, CheckResult, Mistake, check_function
+from ._core import Case, CheckResult, Mistake, check_function, check_value
 
-__all__ = ["check_sample_mvn", "check_log_normal_diag", "check_log_normal_full"]
+__all__ = ["check_sample_mvn", "check_log_normal_diag", "check_log_normal_full", "check_density_at_mean"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
     "check_sample_mvn": "Exercise 1 (sampling N(mu, Sigma) by Cholesky)",
     "check_log_normal_diag": "Exercise 2 (diagonal Gaussian log-density)",
     "check_log_normal_full": "Exercise 3 (full-covariance log-density)",
+    "check_density_at_mean": "Derivation (a Gaussian's log-density at its mean)",
 }
 
 LOG_2PI = math.log(2 * math.pi)
@@ -42,6 +44,14 @@ def _t(*rows) -> Tensor:
     return torch.tensor(rows, dtype=torch.float64)
 
 
+def _size(gen: torch.Generator, lo: int, hi: int) -> int:
+    return int(torch.randint(lo, hi + 1, (1,), generator=gen))
+
+
+def _batch(gen: torch.Generator) -> tuple[int, ...]:
+    return tuple(_size(gen, 1, 4) for _ in range(_size(gen, 0, 2)))
+
+
 # ---------------------------------------------------------------- exercise 1: sampling through Cholesky
 def _sample_cases() -> list[Case]:
     g = torch.Generator().manual_seed(10)
@@ -55,6 +65,19 @@ def _sample_cases() -> list[Case]:
         Case((r(6, 3), _spd(d=3, gen=g), r(6, 3)), label="a batch of 6 draws in d = 3 sharing one cov: mu, eps (6, 3), cov (3, 3)"),
         Case((r(4, 2), _spd(4, d=2, gen=g), r(4, 2)), label="4 draws, each with its own cov: mu, eps (4, 2), cov (4, 2, 2)"),
     ]
+
+
+def _sample_random(gen: torch.Generator, n: int) -> list[Case]:
+    """d from 1 to 6, batches of any rank, one covariance for all rows or one per row, scales from 0.01 to 100."""
+    cases = []
+    for i in range(n):
+        d, batch = _size(gen, 1, 6), _batch(gen)
+        scale = 10 ** float(torch.empty(1).uniform_(-1, 1, generator=gen))
+        cov = _spd(*(batch if i % 2 else ()), d=d, gen=gen) * scale**2
+        mu, eps = torch.randn(*batch, d, generator=gen, dtype=torch.float64), torch.randn(*batch, d, generator=gen, dtype=torch.float64)
+        cases.append(Case((mu, cov, eps), label=f"d = {d}, batch shape {batch}, "
+                                                f"{'one cov per row' if i % 2 else 'one shared cov'} of scale {scale:.2g}"))
+    return cases
 
 
 def _sample_ref(mu, cov, eps):
@@ -85,7 +108,9 @@ _SAMPLE_MISTAKES = [
 def check_sample_mvn(student_fn) -> CheckResult:
     """Exercise 1: ``sample_mvn(mu, cov, eps)``, mu/eps ``(..., d)``, cov ``(..., d, d)`` -> ``mu + L eps`` ``(..., d)``."""
     return check_function(EXERCISE_NAMES["check_sample_mvn"], student_fn, _sample_ref, _sample_cases(),
-                          mistakes=_SAMPLE_MISTAKES)
+                          mistakes=_SAMPLE_MISTAKES, random_cases=_sample_random,
+                          forbidden=("generators.sample_normal", "distributions.cholesky",
+                                     "generators.GaussianStats.sample"))
 
 
 # ---------------------------------------------------------------- exercise 2: diagonal Gaussian log-density
@@ -101,6 +126,17 @@ def _diag_cases() -> list[Case]:
         Case((r(5, 4), r(5, 4), r(5, 4)), label="a batch: x, mu, logvar of shape (5, 4) (answer shape (5,))"),
         Case((r(3, 2, 6), r(3, 2, 6), 2 * r(3, 2, 6)), label="x, mu, logvar of shape (3, 2, 6) (answer shape (3, 2))"),
     ]
+
+
+def _diag_random(gen: torch.Generator, n: int) -> list[Case]:
+    """Any batch shape, d from 1 to 8, log-variances from -12 to 8 (standard deviations 0.0025 to 55)."""
+    cases = []
+    for _ in range(n):
+        d, batch = _size(gen, 1, 8), _batch(gen)
+        r = lambda: torch.randn(*batch, d, generator=gen, dtype=torch.float64)  # noqa: E731
+        logvar = torch.empty(*batch, d, dtype=torch.float64).uniform_(-12, 8, generator=gen)
+        cases.append(Case((r(), r(), logvar), label=f"x, mu, logvar of shape {(*batch, d)}, logvar in [-12, 8]"))
+    return cases
 
 
 def _diag_ref(x, mu, logvar):
@@ -137,7 +173,9 @@ _DIAG_MISTAKES = [
 def check_log_normal_diag(student_fn) -> CheckResult:
     """Exercise 2: ``log_normal_diag(x, mu, logvar)``, all ``(..., d)`` -> ``(...)``."""
     return check_function(EXERCISE_NAMES["check_log_normal_diag"], student_fn, _diag_ref, _diag_cases(),
-                          mistakes=_DIAG_MISTAKES)
+                          mistakes=_DIAG_MISTAKES, random_cases=_diag_random,
+                          forbidden=("distributions.log_normal_diag", "distributions.log_normal_std",
+                                     "distributions.DiagonalGaussian.log_prob", "generators.GaussianStats.log_prob"))
 
 
 # ---------------------------------------------------------------- exercise 3: full-covariance log-density
@@ -153,6 +191,19 @@ def _full_cases() -> list[Case]:
         Case((r(5, 3), r(5, 3), _spd(d=3, gen=g)), label="x, mu (5, 3) sharing one random cov (3, 3) (answer shape (5,))"),
         Case((r(4, 4), r(4, 4), _spd(4, d=4, gen=g)), label="x, mu (4, 4), each with its own cov (4, 4, 4)"),
     ]
+
+
+def _full_random(gen: torch.Generator, n: int) -> list[Case]:
+    """d from 1 to 6, batch shapes with one shared covariance or one per row, covariances of very different scales."""
+    cases = []
+    for i in range(n):
+        d, batch = _size(gen, 1, 6), _batch(gen)
+        scale = 10 ** float(torch.empty(1).uniform_(-1.5, 1.5, generator=gen))
+        cov = _spd(*(batch if i % 2 else ()), d=d, gen=gen) * scale**2
+        x, mu = (scale * torch.randn(*batch, d, generator=gen, dtype=torch.float64) for _ in range(2))
+        cases.append(Case((x, mu, cov), label=f"d = {d}, batch shape {batch}, "
+                                              f"{'one cov per row' if i % 2 else 'one shared cov'} of scale {scale:.2g}"))
+    return cases
 
 
 def _full_ref(x, mu, cov):
@@ -217,4 +268,39 @@ _FULL_MISTAKES = [
 def check_log_normal_full(student_fn) -> CheckResult:
     """Exercise 3: ``log_normal_full(x, mu, cov)``, x/mu ``(..., d)``, cov ``(..., d, d)`` -> ``(...)``."""
     return check_function(EXERCISE_NAMES["check_log_normal_full"], student_fn, _full_ref, _full_cases(),
-                          mistakes=_FULL_MISTAKES)
+                          mistakes=_FULL_MISTAKES, random_cases=_full_random,
+                          forbidden=("distributions.log_normal_full", "generators.GaussianStats.log_prob",
+                                     "mixtures.GaussianFit.log_prob"))
+
+
+# ---------------------------------------------------------------- derivation: the log-density at the mean
+DERIVATION_COV = ((4.0, 1.2), (1.2, 1.0))  # Sigma of the derivation; |Sigma| = 4 - 1.44 = 2.56
+
+
+def density_at_mean() -> float:
+    """log N(mu; mu, Sigma) for ``DERIVATION_COV`` (the package's full-covariance log-density)."""
+    cov = torch.tensor(DERIVATION_COV, dtype=torch.float64)
+    return float(D.log_normal_full(torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), cov))
+
+
+def _density_hints() -> dict[str, float]:
+    cov = torch.tensor(DERIVATION_COV, dtype=torch.float64)
+    logdet, d = float(torch.logdet(cov)), 2
+    return {
+        "you used the slide's normaliser (2 pi |Sigma|)^(d/2): it takes -d/2 log|Sigma| where -1/2 log|Sigma| belongs.":
+            -0.5 * d * (LOG_2PI + logdet),
+        "the log-determinant term -1/2 log|Sigma| is missing (at x = mu the quadratic form is 0, but the normaliser is not).":
+            -0.5 * d * LOG_2PI,
+        "the constant -d/2 log(2 pi) is missing.": -0.5 * logdet,
+        "the sign is flipped: a density below 1 has a negative log.": 0.5 * (d * LOG_2PI + logdet),
+        "you used the trace of Sigma (the sum of the variances) where its determinant belongs.":
+            -0.5 * (d * LOG_2PI + math.log(float(torch.trace(cov)))),
+        "you ignored the correlation: the determinant of [[4, 1.2], [1.2, 1]] is 4 * 1 - 1.2^2 = 2.56, not 4.":
+            -0.5 * (d * LOG_2PI + math.log(4.0)),
+    }
+
+
+def check_density_at_mean(value) -> CheckResult:
+    """Derivation: log N(x = mu; mu, Sigma) in nats for Sigma = [[4, 1.2], [1.2, 1]] (about -2.3079)."""
+    return check_value(EXERCISE_NAMES["check_density_at_mean"], value, density_at_mean(), rtol=1e-3,
+                       hints=_density_hints(), what="`log_density_at_mean`", unit="nats")

@@ -5,6 +5,9 @@ r"""Checks for the chapter 4 exercises (``solutions/04_gradient_estimators.ipynb
 2. ``score_gradient_mu(f, z, mu, logvar)``: the score-function estimate of
    :math:`\nabla_\mu\mathbb E[F]=\frac1n\sum_i F(z_i)\,(z_i-\mu)/\sigma^2` from given samples.
 3. ``straight_through(hard, soft)``: forward value ``hard``, gradient passed to ``soft``.
+4. Build task ``score_gradient_baseline(f, z, mu, logvar)``: a control variate, judged by the variance it removes and
+   the bias it must not add (:mod:`vae_course.checks.build_ch04`).
+5. Derivation: the variance of the one-sample score-function estimator for a given F.
 
 Each compares the student's function with the package's reference (:mod:`vae_course.estimators`,
 :func:`vae_course.generators.sample_normal`) on seeded random inputs and edge cases, and recognises
@@ -19,16 +22,25 @@ from torch import Tensor
 
 from .. import estimators as est
 from ..generators import sample_normal
-from ._core import Case, CheckResult, Mistake, check_function
+from ..mixtures import latent_grid
+from . import build_ch04
+from ._core import Case, CheckResult, Mistake, call_student, check_function, check_value
+from ._mistakes import reparameterize_mistakes
 
-__all__ = ["check_reparameterize", "check_score_gradient_mu", "check_straight_through"]
+__all__ = ["check_reparameterize", "check_score_gradient_mu", "check_straight_through", "check_baseline_build",
+           "check_score_variance"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
     "check_reparameterize": "Exercise 1 (the reparameterised sample)",
     "check_score_gradient_mu": "Exercise 2 (score-function gradient for mu)",
     "check_straight_through": "Exercise 3 (straight-through estimator)",
+    "check_baseline_build": "Build task (a baseline for the score-function estimator)",
+    "check_score_variance": "Derivation (the variance of the score-function estimator)",
 }
+
+REPARAM_FORBIDDEN = ("generators.sample_normal", "distributions.reparameterize", "distributions.DiagonalGaussian.sample",
+                     "generators.GaussianStats.sample")
 
 
 def _t(*rows) -> Tensor:
@@ -53,19 +65,20 @@ def _reparam_ref(mu, logvar, eps):
     return sample_normal(mu, logvar=logvar, eps=eps)
 
 
-_REPARAM_MISTAKES = [
-    Mistake(lambda mu, logvar, eps: mu + torch.exp(logvar) * eps,
-            "you multiplied eps by exp(logvar), which is the variance sigma^2; the standard deviation is "
-            "exp(0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: mu + logvar * eps,
-            "you multiplied eps by logvar itself; logvar is log(sigma^2), the standard deviation is exp(0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: mu + torch.exp(-0.5 * logvar) * eps,
-            "you scaled eps by 1 / sigma (exp(-0.5 * logvar)); the scale is sigma = exp(+0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: (mu + torch.exp(0.5 * logvar)).expand_as(mu + eps),
-            "you added sigma to mu but did not multiply it by eps: z = mu + sigma * eps."),
-    Mistake(lambda mu, logvar, eps: mu + eps,
-            "you returned mu + eps, whose variance is 1 whatever logvar is; scale eps by exp(0.5 * logvar)."),
-]
+_REPARAM_MISTAKES = reparameterize_mistakes()
+
+
+def _reparam_random(gen: torch.Generator, n: int) -> list[Case]:
+    """mu, logvar (d,) or (B, d) broadcast against eps (..., d); log-variances from -8 to 8."""
+    cases = []
+    for i in range(n):
+        d = int(torch.randint(1, 7, (1,), generator=gen))
+        lead = (int(torch.randint(1, 6, (1,), generator=gen)),) if i % 2 else ()
+        mu = 5 * torch.randn(*lead, d, generator=gen, dtype=torch.float64)
+        lv = torch.empty(*lead, d, dtype=torch.float64).uniform_(-8, 8, generator=gen)
+        eps = torch.randn(int(torch.randint(1, 5, (1,), generator=gen)), *lead, d, generator=gen, dtype=torch.float64)
+        cases.append(Case((mu, lv, eps), label=f"mu, logvar of shape {(*lead, d)}, eps of shape {tuple(eps.shape)}"))
+    return cases
 
 
 def _reparam_gradients(student_fn) -> str | None:
@@ -73,15 +86,16 @@ def _reparam_gradients(student_fn) -> str | None:
     mu = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
     logvar = torch.tensor([0.4, -0.6], dtype=torch.float64, requires_grad=True)
     eps = torch.tensor([[1.0, -0.5], [0.2, 2.0]], dtype=torch.float64)
-    z = student_fn(mu, logvar, eps)
-    if not isinstance(z, Tensor) or not z.requires_grad:
+    private = eps.clone()  # the expectation below is computed from this copy, whatever the student does to eps
+    z = call_student(student_fn, (mu, logvar, eps), describe="mu = [0.5, -1], logvar = [0.4, -0.6], two noise rows")
+    if not z.requires_grad:
         return ("your values are right, but no gradient reaches mu and logvar: the sample must be computed from them "
                 "with tensor operations (no .detach(), torch.no_grad(), torch.tensor(...) or .item()), or the "
                 "reparameterisation trick is lost.")
     g_mu, g_lv = torch.autograd.grad(z.sum(), (mu, logvar), allow_unused=True, materialize_grads=True)
     if not torch.allclose(g_mu, torch.full_like(g_mu, 2.0)):
         return f"dz/dmu summed over 2 samples should be [2, 2]; got {g_mu.tolist()}: mu must enter z as mu + ... ."
-    want = (0.5 * torch.exp(0.5 * logvar.detach()) * eps).sum(0)
+    want = (0.5 * torch.exp(0.5 * logvar.detach()) * private).sum(0)
     if not torch.allclose(g_lv, want):
         return (f"dz/dlogvar should be 0.5 * sigma * eps (summed: {want.tolist()}); got {g_lv.tolist()}. "
                 "Compute sigma from logvar inside the function, as exp(0.5 * logvar).")
@@ -91,7 +105,8 @@ def _reparam_gradients(student_fn) -> str | None:
 def check_reparameterize(student_fn) -> CheckResult:
     """Exercise 1: ``reparameterize(mu, logvar, eps)`` -> ``mu + exp(0.5 * logvar) * eps`` (broadcast)."""
     return check_function(EXERCISE_NAMES["check_reparameterize"], student_fn, _reparam_ref, _reparam_cases(),
-                          mistakes=_REPARAM_MISTAKES, extra=_reparam_gradients)
+                          mistakes=_REPARAM_MISTAKES, random_cases=_reparam_random, grads=("mu", "logvar"),
+                          extra=_reparam_gradients, forbidden=REPARAM_FORBIDDEN)
 
 
 # ---------------------------------------------------------------- exercise 2: score-function gradient for mu
@@ -110,6 +125,18 @@ def _score_cases() -> list[Case]:
         f = (z - 1.0).pow(2).sum(-1)
         cases.append(Case((f, z, mu, logvar), label=f"n = {n} samples in d = {d}: f (n,) = ||z - 1||^2, z (n, d), "
                                                     f"random mu, logvar (d,); answer shape ({d},)"))
+    return cases
+
+
+def _score_random(gen: torch.Generator, n: int) -> list[Case]:
+    cases = []
+    for _ in range(n):
+        k, d = int(torch.randint(1, 30, (1,), generator=gen)), int(torch.randint(1, 6, (1,), generator=gen))
+        mu = 3 * torch.randn(d, generator=gen, dtype=torch.float64)
+        logvar = torch.empty(d, dtype=torch.float64).uniform_(-4, 4, generator=gen)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(k, d, generator=gen, dtype=torch.float64)
+        f = 10 * torch.randn(k, generator=gen, dtype=torch.float64)
+        cases.append(Case((f, z, mu, logvar), label=f"n = {k} samples in d = {d}, logvar in [-4, 4], random values f"))
     return cases
 
 
@@ -145,7 +172,9 @@ _SCORE_MISTAKES = [
 def check_score_gradient_mu(student_fn) -> CheckResult:
     """Exercise 2: ``score_gradient_mu(f, z, mu, logvar)``; f ``(n,)``, z ``(n, d)``, mu/logvar ``(d,)`` -> ``(d,)``."""
     return check_function(EXERCISE_NAMES["check_score_gradient_mu"], student_fn, _score_ref, _score_cases(),
-                          mistakes=_SCORE_MISTAKES)
+                          mistakes=_SCORE_MISTAKES, random_cases=_score_random,
+                          forbidden=("estimators.gaussian_score", "estimators.score_function_gradient",
+                                     "estimators.score_function_terms"))
 
 
 # ---------------------------------------------------------------- exercise 3: straight-through
@@ -163,6 +192,16 @@ def _st_cases() -> list[Case]:
     ]
 
 
+def _st_random(gen: torch.Generator, n: int) -> list[Case]:
+    cases = []
+    for _ in range(n):
+        b, k = int(torch.randint(1, 8, (1,), generator=gen)), int(torch.randint(2, 7, (1,), generator=gen))
+        soft = torch.softmax(3 * torch.randn(b, k, generator=gen, dtype=torch.float64), -1)
+        hard = torch.eye(k, dtype=torch.float64)[torch.multinomial(soft, 1, generator=gen)[:, 0]]
+        cases.append(Case((hard, soft), label=f"{b} one-hot samples over {k} classes and their probabilities"))
+    return cases
+
+
 def _st_ref(hard, soft):
     return est.straight_through(hard, soft)
 
@@ -178,9 +217,9 @@ def _st_gradients(student_fn) -> str | None:
     """The values equal hard; now the backward pass: the upstream gradient must reach soft unchanged, hard none."""
     hard = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64, requires_grad=True)
     soft = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5]], dtype=torch.float64, requires_grad=True)
-    out = student_fn(hard, soft)
+    out = call_student(student_fn, (hard, soft), describe="two one-hot rows and their probabilities")
     w = torch.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]], dtype=torch.float64)
-    if not isinstance(out, Tensor) or not out.requires_grad:
+    if not out.requires_grad:
         return ("the forward values are right, but no gradient flows back at all: everything was detached "
                 "(e.g. hard.detach() or (soft + hard - soft).detach()). Return soft + (hard - soft).detach().")
     g_soft, g_hard = torch.autograd.grad((out * w).sum(), (soft, hard), allow_unused=True, materialize_grads=True)
@@ -202,4 +241,47 @@ def _st_gradients(student_fn) -> str | None:
 def check_straight_through(student_fn) -> CheckResult:
     """Exercise 3: ``straight_through(hard, soft)`` -> the value of hard with the gradient of soft."""
     return check_function(EXERCISE_NAMES["check_straight_through"], student_fn, _st_ref, _st_cases(),
-                          mistakes=_ST_MISTAKES, extra=_st_gradients)
+                          mistakes=_ST_MISTAKES, extra=_st_gradients, random_cases=_st_random,
+                          forbidden=("estimators.straight_through",))
+
+
+# ---------------------------------------------------------------- build task: a baseline
+def check_baseline_build(student_fn) -> CheckResult:
+    """Build task: ``score_gradient_baseline(f, z, mu, logvar)`` -> ``(d,)``, judged by its variance reduction and
+    its bias over repeated runs (:mod:`.build_ch04`)."""
+    return build_ch04.check_baseline(EXERCISE_NAMES["check_baseline_build"], student_fn)
+
+
+# ---------------------------------------------------------------- derivation: the variance of the score estimator
+DERIVATION_MU = 2.0  # F(z) = z, z ~ N(mu, 1), one sample: the estimate is z (z - mu)
+
+
+def score_variance(mu: float = DERIVATION_MU) -> float:
+    r"""Var[F(z) (z - mu) / sigma^2] for F(z) = z, z ~ N(mu, 1): with z = mu + eps it is Var(mu eps + eps^2)
+    = mu^2 Var(eps) + Var(eps^2) + 2 mu Cov(eps, eps^2) = mu^2 + 2 (the Gaussian's moments E eps^3 = 0,
+    E eps^4 = 3), from the package's score."""
+    grid = latent_grid(5, 1, rule="gauss_hermite", dtype=torch.float64)  # exact for polynomials up to degree 9
+    weights = grid.log_w.exp()
+    mu_t, lv = torch.tensor([mu], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    z = mu_t + grid.z  # (5, 1)
+    g = z[:, 0] * est.gaussian_score(z, mu_t, lv).mu[:, 0]  # (5,): F(z) * d log N / d mu, a degree-2 polynomial
+    return float((weights * g**2).sum() - (weights * g).sum() ** 2)
+
+
+def _variance_hints() -> dict[str, float]:
+    m = DERIVATION_MU
+    return {
+        "that is the second moment E[g^2] = mu^2 + 3; the variance subtracts the squared mean (E g = 1, the gradient).":
+            m**2 + 3,
+        "you left out the eps^2 term: with z = mu + eps the estimate is z * eps = mu eps + eps^2, and Var(eps^2) = 2.":
+            m**2,
+        "you left out the mu eps term; only Var(eps^2) = 2 is there.": 2.0,
+        "0 is the variance of the reparameterisation estimator (d/dmu F(mu + eps) = 1 always), not of the score "
+        "function estimator.": 0.0,
+    }
+
+
+def check_score_variance(value) -> CheckResult:
+    """Derivation: Var of the one-sample score-function estimate of d/dmu E[z], z ~ N(2, 1) (answer 6)."""
+    return check_value(EXERCISE_NAMES["check_score_variance"], value, score_variance(), rtol=1e-3, atol=1e-6,
+                       hints=_variance_hints(), what="`score_variance`")

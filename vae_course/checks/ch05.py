@@ -4,6 +4,9 @@ r"""Checks for the chapter 5 exercises (``solutions/05_vae.ipynb``).
 2. ``negative_elbo(x, x_logits, mu, logvar)``: per-example
    :math:`-\sum_j\log\mathrm{Bern}(x_j;\sigma(\ell_j)) + \mathrm{KL}(\mathcal N(\mu,\sigma^2)\|\mathcal N(0,I))`.
 3. ``iwae_bound(log_w)``: :math:`\log\frac1k\sum_i w_i = \operatorname{logsumexp}_i \log w_i - \log k`.
+4. Build task ``TinyVAE``: encoder, decoder and negative ELBO written by the student, trained with
+   :func:`vae_course.train.fit`, judged by the test negative ELBO (:mod:`vae_course.checks.build_ch05`).
+5. Derivation: a log-likelihood in nats per image as bits per dimension.
 
 Each compares the student's function with the package's reference (:func:`vae_course.distributions.reparameterize`,
 :mod:`vae_course.distributions`, :func:`vae_course.evaluate.iwae_bound`) on seeded random inputs and edge cases,
@@ -20,17 +23,25 @@ from torch import Tensor
 
 from .. import distributions as D
 from ..distributions import reparameterize
-from ..evaluate import iwae_bound
-from ._core import Case, CheckResult, Mistake, check_function
+from ..evaluate import bits_per_dim, iwae_bound
+from . import build_ch05
+from ._core import Case, CheckResult, Mistake, call_student, check_function, check_value
+from ._mistakes import elbo_mistakes, reparameterize_mistakes
+from .ch04 import REPARAM_FORBIDDEN
 
-__all__ = ["check_reparameterize", "check_negative_elbo", "check_iwae_bound"]
+__all__ = ["check_reparameterize", "check_negative_elbo", "check_iwae_bound", "check_vae_build", "check_bits_per_dim"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
     "check_reparameterize": "Exercise 1 (the reparameterised sample)",
     "check_negative_elbo": "Exercise 2 (negative ELBO, Bernoulli pixels)",
     "check_iwae_bound": "Exercise 3 (IWAE bound from log-weights)",
+    "check_vae_build": "Build task (a VAE of your own, trained)",
+    "check_bits_per_dim": "Derivation (nats per image to bits per dimension)",
 }
+
+ELBO_FORBIDDEN = ("distributions.log_bernoulli", "distributions.kl_normal_std", "objectives.negative_beta_elbo",
+                  "objectives.kl_per_dimension", "objectives.beta_objective")
 
 
 def _t(*rows) -> Tensor:
@@ -58,30 +69,34 @@ def _reparam_ref(mu, logvar, eps):
     return reparameterize(mu, logvar, eps=eps)
 
 
-_REPARAM_MISTAKES = [
-    Mistake(lambda mu, logvar, eps: mu + torch.exp(logvar) * eps,
-            "you used exp(logvar) as the standard deviation. exp(logvar) is the variance sigma^2; the standard "
-            "deviation is sigma = exp(0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: mu + logvar * eps,
-            "you multiplied eps by logvar itself; logvar is log sigma^2, so sigma = exp(0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: mu + torch.exp(-0.5 * logvar) * eps,
-            "the sign inside the exponential is flipped: exp(-0.5 * logvar) = 1 / sigma. Use exp(+0.5 * logvar)."),
-    Mistake(lambda mu, logvar, eps: mu + eps,
-            "you returned mu + eps: the noise must be scaled by sigma = exp(0.5 * logvar)."),
-]
+_REPARAM_MISTAKES = reparameterize_mistakes()
+
+
+def _reparam_random(gen: torch.Generator, n: int) -> list[Case]:
+    """mu, logvar (B, m) with eps (B, m) or (S, B, m); log-variances from -8 to 8."""
+    cases = []
+    for i in range(n):
+        b, m = int(torch.randint(1, 7, (1,), generator=gen)), int(torch.randint(1, 7, (1,), generator=gen))
+        lead = (int(torch.randint(1, 4, (1,), generator=gen)),) if i % 2 else ()
+        mu = 3 * torch.randn(b, m, generator=gen, dtype=torch.float64)
+        lv = torch.empty(b, m, dtype=torch.float64).uniform_(-8, 8, generator=gen)
+        eps = torch.randn(*lead, b, m, generator=gen, dtype=torch.float64)
+        cases.append(Case((mu, lv, eps), label=f"mu, logvar ({b}, {m}), eps {tuple(eps.shape)}"))
+    return cases
 
 
 def _reparam_grad(student_fn) -> str | None:
     mu = torch.tensor([0.3, -0.7], dtype=torch.float64, requires_grad=True)
     logvar = torch.tensor([0.2, -1.0], dtype=torch.float64, requires_grad=True)
     eps = torch.tensor([1.5, -0.5], dtype=torch.float64)
-    z = student_fn(mu, logvar, eps)
+    private = eps.clone()  # the expectation is computed from this copy, whatever the student does to eps
+    z = call_student(student_fn, (mu, logvar, eps), describe="mu = [0.3, -0.7], logvar = [0.2, -1], eps = [1.5, -0.5]")
     if z.requires_grad:
         z.sum().backward()
     if mu.grad is None or logvar.grad is None:
         return ("no gradient reaches mu or logvar: build z from them with differentiable torch operations "
                 "(no .detach(), no torch.no_grad(), no torch.normal(mu, std)).")
-    want = 0.5 * torch.exp(0.5 * logvar.detach()) * eps  # dz/dlogvar = eps * sigma / 2
+    want = 0.5 * torch.exp(0.5 * logvar.detach()) * private  # dz/dlogvar = eps * sigma / 2
     if not torch.allclose(mu.grad, torch.ones(2, dtype=torch.float64)) or not torch.allclose(logvar.grad, want):
         return f"the gradients are wrong: dz/dmu should be 1 and dz/dlogvar = eps * sigma / 2 = {want.tolist()}."
     return None
@@ -90,7 +105,8 @@ def _reparam_grad(student_fn) -> str | None:
 def check_reparameterize(student_fn) -> CheckResult:
     """Exercise 1: ``reparameterize(mu, logvar, eps)`` -> ``mu + exp(0.5 * logvar) * eps``, gradients to mu and logvar."""
     return check_function(EXERCISE_NAMES["check_reparameterize"], student_fn, _reparam_ref, _reparam_cases(),
-                          mistakes=_REPARAM_MISTAKES, extra=_reparam_grad)
+                          mistakes=_REPARAM_MISTAKES, extra=_reparam_grad, random_cases=_reparam_random,
+                          grads=("mu", "logvar"), forbidden=REPARAM_FORBIDDEN)
 
 
 # ---------------------------------------------------------------- exercise 2: negative ELBO with Bernoulli pixels
@@ -107,49 +123,44 @@ def _elbo_cases() -> list[Case]:
              label="a batch of 5 images of 16 pixels, 3 latent dimensions (answer shape (5,))"),
         Case((bits(3, 64), 3 * r(3, 64), 2 * r(3, 2), r(3, 2)),
              label="3 images of 64 pixels, 2 latent dimensions"),
+        Case((_t([0.2, 0.7, 1.0, 0.0]), _t([1.0, -1.0, 2.0, 0.0]), _t([0.5]), _t([-0.5])),
+             label="grey levels x = [[0.2, 0.7, 1, 0]] (allowed: pixels in [0, 1]), logits = [[1, -1, 2, 0]]"),
+        Case((_t([1.0, 0.0, 1.0]), _t([300.0, -300.0, -200.0]), _t([0.0]), _t([0.0])),
+             label="x = [[1, 0, 1]], logits = [[300, -300, -200]] (logits in the hundreds)"),
     ]
+
+
+def elbo_random(gen: torch.Generator, n: int, beta: bool = False) -> list[Case]:
+    """Binary or grey images of 2-64 pixels, logits up to scale 100, 1-8 latents (and a beta in [0, 8])."""
+    cases = []
+    for i in range(n):
+        b, d, m = (int(torch.randint(lo, hi, (1,), generator=gen)) for lo, hi in ((1, 6), (2, 65), (1, 9)))
+        x = torch.rand(b, d, generator=gen, dtype=torch.float64)
+        x = (x < 0.3).double() if i % 2 == 0 else x
+        logits = float(torch.empty(1).uniform_(0.5, 100, generator=gen)) * torch.randn(b, d, generator=gen, dtype=torch.float64)
+        mu = 2 * torch.randn(b, m, generator=gen, dtype=torch.float64)
+        lv = torch.empty(b, m, dtype=torch.float64).uniform_(-6, 4, generator=gen)
+        args = (x, logits, mu, lv)
+        label = f"{b} {'binary' if i % 2 == 0 else 'grey'} images of {d} pixels, {m} latents"
+        if beta:
+            w = float(torch.empty(1).uniform_(0.0, 8.0, generator=gen))
+            args, label = args + (w,), label + f", beta = {w:.3f}"
+        cases.append(Case(args, label=label))
+    return cases
 
 
 def _elbo_ref(x, x_logits, mu, logvar):
     return -D.log_bernoulli(x, x_logits) + D.kl_normal_std(mu, logvar)
 
 
-def _bce(x, logits, reduce="sum"):
-    ll = -F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    return ll.sum(-1) if reduce == "sum" else ll.mean(-1)
-
-
-def _kl(mu, logvar, sign=1.0, half=0.5, reduce="sum"):
-    t = half * (logvar.exp() + mu**2 - 1 - sign * logvar)
-    return t.sum(-1) if reduce == "sum" else t.mean(-1)
-
-
-_ELBO_MISTAKES = [
-    Mistake(lambda x, l, mu, lv: -_bce(x, l) - _kl(mu, lv),
-            "the KL has the wrong sign: ELBO = E[log p(x|z)] - KL, so the NEGATIVE ELBO is "
-            "-E[log p(x|z)] + KL (minimising it keeps q(z|x) close to the prior)."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l, "mean") + _kl(mu, lv),
-            "you averaged the reconstruction term over the pixels; log p(x|z) of an image is the SUM over its "
-            "pixels (independent Bernoullis multiply). With a mean the KL outweighs the image ~D-fold."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l, "mean") + _kl(mu, lv, reduce="mean"),
-            "you averaged over pixels and latent dimensions; both terms are sums over dimensions, one number per image."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l) + _kl(mu, lv, sign=-1.0),
-            "inside the KL the log-variance enters with a minus: KL = 0.5 * sum(sigma^2 + mu^2 - 1 - logvar)."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l) + _kl(mu, lv, half=1.0),
-            "the KL is missing its factor 1/2: KL = 0.5 * sum(sigma^2 + mu^2 - 1 - logvar)."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l),
-            "the KL term is missing; the negative ELBO is the reconstruction error PLUS KL(q(z|x) || N(0, I))."),
-    Mistake(lambda x, l, mu, lv: -_bce(x, l) + 0.5 * (lv.exp() ** 2 + mu**2 - 1 - lv).sum(-1),
-            "you used exp(logvar) as the standard deviation in the KL: sigma^2 = exp(logvar), not exp(logvar)^2."),
-    Mistake(lambda x, l, mu, lv: _bce(x, l) + _kl(mu, lv),
-            "the reconstruction term has the wrong sign: the negative ELBO contains -log p(x|z), which is >= 0."),
-]
+_ELBO_MISTAKES = elbo_mistakes(with_beta=False)
 
 
 def check_negative_elbo(student_fn) -> CheckResult:
     """Exercise 2: ``negative_elbo(x, x_logits, mu, logvar)`` with x, x_logits ``(B, D)``, mu, logvar ``(B, m)`` -> ``(B,)``."""
     return check_function(EXERCISE_NAMES["check_negative_elbo"], student_fn, _elbo_ref, _elbo_cases(),
-                          mistakes=_ELBO_MISTAKES)
+                          mistakes=_ELBO_MISTAKES, random_cases=elbo_random, grads=("x_logits", "mu", "logvar"),
+                          forbidden=ELBO_FORBIDDEN)
 
 
 # ---------------------------------------------------------------- exercise 3: IWAE from log-weights
@@ -161,7 +172,19 @@ def _iwae_cases() -> list[Case]:
         Case((r(10, 4),), label="k = 10 samples for 4 images: log_w of shape (10, 4)"),
         Case((r(50, 3) * 5 - 800.0,), label="k = 50, log-weights near -800: exp() underflows to 0, even in float64"),
         Case((r(7, 2) * 3 + 800.0,), label="k = 7, log-weights near +800: exp() overflows to inf, even in float64"),
+        Case((torch.stack([r(5) - 1000.0, r(5) + 100.0], 1),),
+             label="k = 5 for 2 images whose log-weights are 1100 nats apart (-1000 and +100): each image needs its own maximum"),
     ]
+
+
+def _iwae_random(gen: torch.Generator, n: int) -> list[Case]:
+    cases = []
+    for _ in range(n):
+        k, b = int(torch.randint(1, 60, (1,), generator=gen)), int(torch.randint(2, 6, (1,), generator=gen))
+        offsets = torch.empty(1, b, dtype=torch.float64).uniform_(-1000, 1000, generator=gen)
+        cases.append(Case((offsets + 10 * torch.randn(k, b, generator=gen, dtype=torch.float64),),
+                          label=f"k = {k} samples for {b} images whose log-weights sit between -1000 and 1000"))
+    return cases
 
 
 _IWAE_MISTAKES = [
@@ -176,10 +199,49 @@ _IWAE_MISTAKES = [
             "you reduced over the wrong dimension: log_w has shape (k, B), average over the k samples (dim 0)."),
     Mistake(lambda lw: lw.max(0).values,
             "you kept the largest weight only; the bound averages all k weights: logsumexp(log_w, 0) - log k."),
+    Mistake(lambda lw: lw.max() + torch.log(torch.exp(lw - lw.max()).mean(0)),
+            "you subtracted one maximum for the whole batch; an image whose log-weights are far below it underflows "
+            "to log(0) = -inf. Subtract each image's own maximum (lw.max(0, keepdim=True)), or use torch.logsumexp."),
 ]
 
 
 def check_iwae_bound(student_fn) -> CheckResult:
     """Exercise 3: ``iwae_bound(log_w)``, ``log_w`` ``(k, B)`` -> ``(B,)``, stable for any scale of the log-weights."""
     return check_function(EXERCISE_NAMES["check_iwae_bound"], student_fn, iwae_bound, _iwae_cases(),
-                          mistakes=_IWAE_MISTAKES)
+                          mistakes=_IWAE_MISTAKES, random_cases=_iwae_random, grads=("log_w",),
+                          forbidden=("evaluate.iwae_bound", "distributions.log_mean_exp", "evaluate.log_likelihood"))
+
+
+# ---------------------------------------------------------------- build task: a VAE of your own
+def check_vae_build(student_fn) -> CheckResult:
+    """Build task: the class ``TinyVAE`` (encode, decode, loss), trained with fit and judged by its test -ELBO
+    (:mod:`.build_ch05`)."""
+    return build_ch05.check_vae(EXERCISE_NAMES["check_vae_build"], student_fn)
+
+
+# ---------------------------------------------------------------- derivation: bits per dimension
+DERIVATION_NATS, DERIVATION_PIXELS = 88.0, 784  # -log p(x) of a binarised MNIST digit, and its pixels
+
+
+def bits_per_dimension() -> float:
+    """-log2 p(x) / D for -log p(x) = 88 nats and D = 784 (:func:`vae_course.evaluate.bits_per_dim`)."""
+    return float(bits_per_dim(-DERIVATION_NATS, DERIVATION_PIXELS))
+
+
+def _bpd_hints() -> dict[str, float]:
+    n, d = DERIVATION_NATS, DERIVATION_PIXELS
+    return {
+        "you divided by the number of pixels but not by log 2: nats become bits by dividing by ln 2 = 0.6931.": n / d,
+        "you multiplied by ln 2; a bit is ln 2 = 0.6931 nats, so the number of bits is the nats DIVIDED by ln 2.":
+            n * math.log(2) / d,
+        "that is the code length of the whole image in bits; bits per dimension divides by the 784 pixels too.":
+            n / math.log(2),
+        "bits per dimension is positive (a code length); the sign is flipped.": -n / (d * math.log(2)),
+        "you used log10; bits use log base 2: divide the nats by ln 2.": n / (d * math.log(10)),
+    }
+
+
+def check_bits_per_dim(value) -> CheckResult:
+    """Derivation: -log p(x) = 88 nats for a 28x28 image, in bits per dimension (about 0.1619)."""
+    return check_value(EXERCISE_NAMES["check_bits_per_dim"], value, bits_per_dimension(), rtol=1e-3,
+                       hints=_bpd_hints(), what="`bits_per_dim_answer`", unit="bits per dimension")

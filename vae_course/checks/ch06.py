@@ -3,7 +3,11 @@ r"""Checks for the chapter 6 exercises (``solutions/06_beta_vae.ipynb``).
 1. ``negative_beta_elbo(x, x_logits, mu, logvar, beta)``: per-example
    :math:`-\sum_j\log\mathrm{Bern}(x_j;\sigma(\ell_j)) + \beta\,\mathrm{KL}(\mathcal N(\mu,\sigma^2)\,\|\,\mathcal N(0,I))`.
 2. ``mutual_information(a, b)``: plug-in :math:`I(a;b)` in nats of two discrete vectors.
-3. ``mig(codes_discrete, factors)``: the Mutual Information Gap, each factor's gap divided by its entropy.
+3. ``mig(codes_discrete, factors)``: the Mutual Information Gap, each factor's gap divided by its entropy
+   (constant factors, with entropy 0, left out).
+4. Build task ``capacity_loss(recon, kl, capacity, gamma)``: capacity control, judged by the rate the trained VAE
+   ends at (:mod:`vae_course.checks.build_ch06`).
+5. Derivation: the total correlation of a correlated 2-D Gaussian.
 
 Each compares the student's function with the package's reference (:func:`vae_course.objectives.negative_beta_elbo`,
 :func:`vae_course.disentangle.mi_matrix`, :func:`vae_course.disentangle.mig_from_discrete`) on seeded inputs and
@@ -19,17 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import distributions as D
 from ..disentangle import factor_entropy, mi_matrix, mig_from_discrete
 from ..objectives import negative_beta_elbo
-from ._core import Case, CheckResult, Mistake, check_function
+from . import build_ch06
+from ._core import Case, CheckResult, Mistake, check_function, check_value
+from ._mistakes import elbo_mistakes
+from .ch05 import ELBO_FORBIDDEN, elbo_random
 
-__all__ = ["check_negative_beta_elbo", "check_mutual_information", "check_mig"]
+__all__ = ["check_negative_beta_elbo", "check_mutual_information", "check_mig", "check_capacity_build",
+           "check_total_correlation"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
     "check_negative_beta_elbo": "Exercise 1 (the negative beta-ELBO)",
     "check_mutual_information": "Exercise 2 (mutual information of discrete variables)",
     "check_mig": "Exercise 3 (the Mutual Information Gap)",
+    "check_capacity_build": "Build task (capacity control: a VAE at a chosen rate)",
+    "check_total_correlation": "Derivation (the total correlation of a 2-D Gaussian)",
 }
 
 
@@ -43,6 +54,8 @@ def _elbo_cases() -> list[Case]:
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     bits = lambda *s: torch.bernoulli(torch.full(s, 0.3, dtype=torch.float64), generator=g)  # noqa: E731
     return [
+        Case((_t([0.3, 0.8]), _t([1.0, -2.0]), _t([0.5]), _t([-1.0]), 2.0),
+             label="grey levels x = [[0.3, 0.8]], logits = [[1, -2]], mu = [[0.5]], logvar = [[-1]], beta = 2"),
         Case((_t([1.0, 0.0]), _t([0.0, 0.0]), _t([1.0]), _t([0.0]), 4.0),
              label="x = [[1, 0]], logits = [[0, 0]], mu = [[1]], logvar = [[0]], beta = 4 (answer: 2 log 2 + 4 * 0.5 = 3.3863)"),
         Case((bits(5, 16), 2 * r(5, 16), r(5, 3), r(5, 3), 4.0), label="5 images of 16 pixels, 3 latents, beta = 4"),
@@ -51,40 +64,18 @@ def _elbo_cases() -> list[Case]:
     ]
 
 
-def _bce(x, logits, reduce="sum"):
-    t = F.binary_cross_entropy_with_logits(logits, x, reduction="none")  # -log p per pixel
-    return t.sum(-1) if reduce == "sum" else t.mean(-1)
+_ELBO_MISTAKES = elbo_mistakes(with_beta=True)
 
 
-def _kl(mu, logvar):
-    return 0.5 * (logvar.exp() + mu**2 - 1 - logvar).sum(-1)
-
-
-_ELBO_MISTAKES = [
-    Mistake(lambda x, l, mu, lv, beta: beta * _bce(x, l) + _kl(mu, lv),
-            "beta multiplies the reconstruction term. In the beta-ELBO, beta weights the KL (the rate) only: "
-            "-log p(x|z) + beta * KL."),
-    Mistake(lambda x, l, mu, lv, beta: beta * (_bce(x, l) + _kl(mu, lv)),
-            "beta multiplies both terms; that only rescales the loss (like a learning rate) and changes no trade-off. "
-            "Weight the KL alone: -log p(x|z) + beta * KL."),
-    Mistake(lambda x, l, mu, lv, beta: _bce(x, l) / beta + _kl(mu, lv),
-            "you divided the reconstruction by beta. Up to the overall scale that is the same trade-off, but it is not the "
-            "beta-ELBO's value: -log p(x|z) + beta * KL."),
-    Mistake(lambda x, l, mu, lv, beta: _bce(x, l) + _kl(mu, lv) / beta,
-            "the KL is divided by beta; the beta-ELBO multiplies it: -log p(x|z) + beta * KL."),
-    Mistake(lambda x, l, mu, lv, beta: _bce(x, l) + _kl(mu, lv),
-            "beta is missing: the KL term must be multiplied by beta."),
-    Mistake(lambda x, l, mu, lv, beta: _bce(x, l, "mean") + beta * _kl(mu, lv),
-            "you averaged the reconstruction term over the pixels; log p(x|z) of an image is the SUM over its pixels."),
-    Mistake(lambda x, l, mu, lv, beta: _bce(x, l) - beta * _kl(mu, lv),
-            "the KL has the wrong sign: the NEGATIVE beta-ELBO is -log p(x|z) + beta * KL."),
-]
+def _elbo_random(gen: torch.Generator, n: int) -> list[Case]:
+    return elbo_random(gen, n, beta=True)
 
 
 def check_negative_beta_elbo(student_fn) -> CheckResult:
     """Exercise 1: ``negative_beta_elbo(x, x_logits, mu, logvar, beta)``, x and x_logits ``(B, D)``, mu and logvar ``(B, m)`` -> ``(B,)``."""
     return check_function(EXERCISE_NAMES["check_negative_beta_elbo"], student_fn, negative_beta_elbo, _elbo_cases(),
-                          mistakes=_ELBO_MISTAKES)
+                          mistakes=_ELBO_MISTAKES, random_cases=_elbo_random, grads=("x_logits", "mu", "logvar"),
+                          forbidden=ELBO_FORBIDDEN)
 
 
 # ---------------------------------------------------------------- exercise 2: mutual information of discrete variables
@@ -107,8 +98,26 @@ def _mi_cases() -> list[Case]:
     ]
 
 
+def _mi_random(gen: torch.Generator, n: int) -> list[Case]:
+    """Labels with gaps (not 0..L-1), 2-9 levels, dependent or independent, 20-600 pairs."""
+    cases = []
+    for _ in range(n):
+        k = int(torch.randint(20, 600, (1,), generator=gen))
+        la, lb = int(torch.randint(1, 9, (1,), generator=gen)), int(torch.randint(1, 9, (1,), generator=gen))
+        a = torch.randint(0, la, (k,), generator=gen)
+        b = torch.where(torch.rand(k, generator=gen) < 0.6, a % lb, torch.randint(0, lb, (k,), generator=gen))
+        shift = int(torch.randint(-5, 50, (1,), generator=gen))
+        cases.append(Case((3 * a + shift, 7 * b - 2), label=f"{k} pairs, a with up to {la} levels and b with up to "
+                                                             f"{lb} (labels spread out, e.g. {3 * 0 + shift}, {3 + shift}, ...)"))
+    return cases
+
+
+def _relabel(v: Tensor) -> Tensor:
+    return torch.unique(v, return_inverse=True)[1].reshape(-1, 1)  # any integer labels -> 0..L-1, (N, 1)
+
+
 def _mi_ref(a: Tensor, b: Tensor) -> Tensor:
-    return mi_matrix(a.reshape(-1, 1), b.reshape(-1, 1))[0, 0]
+    return mi_matrix(_relabel(a), _relabel(b))[0, 0]
 
 
 def _entropy(a: Tensor) -> Tensor:
@@ -137,7 +146,9 @@ _MI_MISTAKES = [
 def check_mutual_information(student_fn) -> CheckResult:
     """Exercise 2: ``mutual_information(a, b)``, two int64 vectors ``(N,)`` -> a 0-dim tensor in nats."""
     return check_function(EXERCISE_NAMES["check_mutual_information"], student_fn, _mi_ref, _mi_cases(),
-                          mistakes=_MI_MISTAKES, rtol=1e-5, atol=1e-7)
+                          mistakes=_MI_MISTAKES, rtol=1e-5, atol=1e-7, random_cases=_mi_random,
+                          forbidden=("disentangle.mi_matrix", "disentangle.factor_entropy", "collapse.mutual_information",
+                                     "information.entropy", "information.kl_divergence"))
 
 
 # ---------------------------------------------------------------- exercise 3: the Mutual Information Gap
@@ -161,7 +172,15 @@ def _mig_cases() -> list[Case]:
              label="a code that copies two factors into latents 0 and 1, latent 2 constant (answer: 1)"),
         Case(_mig_case(400, 62), label="400 points, 5 discrete latents, 3 factors with unequal entropies"),
         Case(_mig_case(1000, 63), label="1000 points, another such code"),
+        Case((_mig_case(300, 64)[0], torch.cat([_mig_case(300, 64)[1], torch.full((300, 1), 2, dtype=torch.int64)], 1)),
+             label="300 points and a 4th factor that is constant (entropy 0: nothing to disentangle, so it is left "
+                   "out of the mean, not divided by 0)"),
     ]
+
+
+def _mig_random(gen: torch.Generator, n: int) -> list[Case]:
+    return [Case(_mig_case(int(torch.randint(100, 800, (1,), generator=gen)), int(torch.randint(0, 10**6, (1,), generator=gen))),
+                 label="a random code of 5 discrete latents against 3 factors") for _ in range(n)]
 
 
 def _gaps(mi: Tensor) -> Tensor:
@@ -191,4 +210,43 @@ _MIG_MISTAKES = [
 def check_mig(student_fn) -> CheckResult:
     """Exercise 3: ``mig(codes_discrete, factors)``, int64 ``(N, m)`` and ``(N, K)`` -> a 0-dim tensor in [0, 1]."""
     return check_function(EXERCISE_NAMES["check_mig"], student_fn, mig_from_discrete, _mig_cases(),
-                          mistakes=_MIG_MISTAKES, rtol=1e-5, atol=1e-7)
+                          mistakes=_MIG_MISTAKES, rtol=1e-5, atol=1e-7, random_cases=_mig_random,
+                          forbidden=("disentangle.mig_from_discrete", "disentangle.mig"))
+
+
+# ---------------------------------------------------------------- build task: capacity control
+def check_capacity_build(student_fn) -> CheckResult:
+    """Build task: ``capacity_loss(recon, kl, capacity, gamma)`` -> the scalar to minimise; the trained VAE's test rate
+    must end near the capacity (:mod:`.build_ch06`)."""
+    return build_ch06.check_capacity(EXERCISE_NAMES["check_capacity_build"], student_fn)
+
+
+# ---------------------------------------------------------------- derivation: total correlation
+DERIVATION_RHO = 0.6  # q(z) = N(0, [[1, rho], [rho, 1]])
+
+
+def total_correlation(rho: float = DERIVATION_RHO) -> float:
+    """TC = KL(q(z1, z2) || q(z1) q(z2)) of a 2-D Gaussian with unit variances and correlation rho (the package's
+    full-covariance Gaussian KL)."""
+    cov = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
+    zero = torch.zeros(2, dtype=torch.float64)
+    return float(D.kl_normal_full(zero, cov, zero, torch.diag(torch.diagonal(cov))))
+
+
+def _tc_hints() -> dict[str, float]:
+    r = DERIVATION_RHO
+    return {
+        "the factor 1/2 is missing: TC = -(1/2) log(1 - rho^2).": -math.log(1 - r**2),
+        "the determinant of [[1, rho], [rho, 1]] is 1 - rho^2, not 1 - rho.": -0.5 * math.log(1 - r),
+        "that is in bits; the course measures information in nats.": -0.5 * math.log(1 - r**2) / math.log(2),
+        "the sign is flipped: the total correlation is a KL, >= 0.": 0.5 * math.log(1 - r**2),
+        "a Gaussian with correlation rho has TC -(1/2) log(1 - rho^2); 1 + rho^2 belongs to no term here.":
+            0.5 * math.log(1 + r**2),
+        "the correlation enters squared: -(1/2) log(1 - rho^2), not -(1/2) log(1 - rho)^2.": -math.log(1 - r),
+    }
+
+
+def check_total_correlation(value) -> CheckResult:
+    """Derivation: the total correlation of N(0, [[1, 0.6], [0.6, 1]]) in nats (about 0.2231)."""
+    return check_value(EXERCISE_NAMES["check_total_correlation"], value, total_correlation(), rtol=1e-3,
+                       hints=_tc_hints(), what="`total_correlation_nats`", unit="nats")

@@ -5,6 +5,9 @@ r"""Checks for the chapter 7 exercises (``solutions/07_posterior_collapse.ipynb`
 2. ``free_bits_kl(kl_per_dim, lam)``: :math:`\sum_j \max(\lambda, \frac1B\sum_b \mathrm{KL}_{bj})`, the floor per
    dimension on the batch mean (Kingma et al., 2016).
 3. ``warmup_beta(step, n_steps, kind)``: the linear and the sigmoid KL warm-up (Bowman et al., 2016).
+4. Build task ``remedy_loss(recon, kl_per_dim, progress)``: cure the collapse of the PixelCNN-decoder VAE, judged by
+   its active units and its bound (:mod:`vae_course.checks.build_ch07`).
+5. Derivation: the average KL of one latent unit from its posterior variance and its activity.
 
 Each compares the student's function with :mod:`vae_course.collapse` and :mod:`vae_course.objectives` on seeded inputs and edge cases and recognises
 the classic mistakes: the variance over the wrong axis, a missing centring, the floor on the summed KL or per example,
@@ -19,15 +22,18 @@ from torch import Tensor
 
 from .. import collapse as C
 from .. import objectives as O
-from ._core import Case, CheckResult, Mistake, check_function
+from . import build_ch07
+from ._core import Case, CheckResult, Mistake, call_student, check_function, check_value
 
-__all__ = ["check_unit_activity", "check_free_bits_kl", "check_warmup_beta"]
+__all__ = ["check_unit_activity", "check_free_bits_kl", "check_warmup_beta", "check_remedy_build", "check_unit_kl"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
     "check_unit_activity": "Exercise 1 (active units)",
     "check_free_bits_kl": "Exercise 2 (free bits)",
     "check_warmup_beta": "Exercise 3 (KL warm-up)",
+    "check_remedy_build": "Build task (cure the collapse)",
+    "check_unit_kl": "Derivation (the KL of one latent unit)",
 }
 
 
@@ -67,6 +73,18 @@ _ACTIVITY_MISTAKES = [
 ]
 
 
+def _activity_random(gen: torch.Generator, n: int) -> list[Case]:
+    """2-400 images, 1-10 units, means far from 0 and spreads from 1e-3 to 10."""
+    cases = []
+    for _ in range(n):
+        k, m = int(torch.randint(2, 400, (1,), generator=gen)), int(torch.randint(1, 11, (1,), generator=gen))
+        spread = 10 ** torch.empty(m, dtype=torch.float64).uniform_(-3, 1, generator=gen)
+        centre = torch.empty(m, dtype=torch.float64).uniform_(-5, 5, generator=gen)
+        cases.append(Case((centre + spread * torch.randn(k, m, generator=gen, dtype=torch.float64),),
+                          label=f"mu of {k} images and {m} units with means far from 0 and spreads from 0.001 to 10"))
+    return cases
+
+
 def _activity_ref(mu: Tensor) -> Tensor:
     return C.active_units(mu).activity
 
@@ -74,7 +92,8 @@ def _activity_ref(mu: Tensor) -> Tensor:
 def check_unit_activity(student_fn) -> CheckResult:
     """Exercise 1: ``unit_activity(mu)`` with ``mu`` ``(N, m)`` -> ``(m,)``: the variance over the N images."""
     return check_function(EXERCISE_NAMES["check_unit_activity"], student_fn, _activity_ref, _activity_cases(),
-                          mistakes=_ACTIVITY_MISTAKES)
+                          mistakes=_ACTIVITY_MISTAKES, random_cases=_activity_random,
+                          forbidden=("collapse.active_units",))
 
 
 # ---------------------------------------------------------------- exercise 2: free bits
@@ -110,11 +129,22 @@ _FREE_BITS_MISTAKES = [
 ]
 
 
+def _free_bits_random(gen: torch.Generator, n: int) -> list[Case]:
+    cases = []
+    for _ in range(n):
+        b, m = int(torch.randint(1, 20, (1,), generator=gen)), int(torch.randint(1, 12, (1,), generator=gen))
+        lam = float(torch.empty(1).uniform_(0.0, 1.5, generator=gen))
+        kl = 2 * torch.rand(b, m, generator=gen, dtype=torch.float64) ** 2
+        cases.append(Case((kl, lam), label=f"a batch of {b}, {m} dimensions, KLs in [0, 2], lam = {lam:.3f}"))
+    return cases
+
+
 def _free_bits_grad(student_fn) -> str | None:
     kl = torch.tensor([[0.05, 2.0], [0.15, 1.0]], dtype=torch.float64, requires_grad=True)
-    out = student_fn(kl, 0.5)
+    out = call_student(student_fn, (kl, 0.5), describe="kl_per_dim = [[0.05, 2], [0.15, 1]], lam = 0.5")
     if not out.requires_grad:
-        return "no gradient flows back to kl_per_dim: use torch operations (torch.clamp or torch.maximum), no .item()."
+        return ("no gradient flows back to kl_per_dim: " + "use torch operations (torch.clamp or torch.maximum); "
+                "a Python max(...), .item(), numpy or torch.tensor([...]) of the terms cuts the graph.")
     out.backward()
     if kl.grad is None or float(kl.grad[:, 0].abs().sum()) != 0.0 or not torch.allclose(kl.grad[:, 1], torch.full((2,), 0.5, dtype=torch.float64)):
         return ("the gradient is wrong: a dimension whose batch-mean KL is below lam must get NO gradient (it is free), "
@@ -124,8 +154,14 @@ def _free_bits_grad(student_fn) -> str | None:
 
 def check_free_bits_kl(student_fn) -> CheckResult:
     """Exercise 2: ``free_bits_kl(kl_per_dim, lam)`` with ``kl_per_dim`` ``(B, m)`` -> a scalar tensor."""
-    return check_function(EXERCISE_NAMES["check_free_bits_kl"], student_fn, lambda kl, lam: O.free_bits_kl(kl, lam),
-                          _free_bits_cases(), mistakes=_FREE_BITS_MISTAKES, extra=_free_bits_grad)
+    return check_function(EXERCISE_NAMES["check_free_bits_kl"], student_fn, _free_bits_ref,
+                          _free_bits_cases(), mistakes=_FREE_BITS_MISTAKES, extra=_free_bits_grad,
+                          random_cases=_free_bits_random, grads=("kl_per_dim",),
+                          forbidden=("objectives.free_bits_kl", "objectives.beta_objective"))
+
+
+def _free_bits_ref(kl_per_dim, lam):
+    return O.free_bits_kl(kl_per_dim, lam)
 
 
 # ---------------------------------------------------------------- exercise 3: KL warm-up
@@ -160,7 +196,56 @@ def _warmup_ref(step, n_steps, kind):
     return O.warmup_beta(kind, step, n_steps)
 
 
+def _warmup_random(gen: torch.Generator, n: int) -> list[Case]:
+    """Steps anywhere, between and beyond the tested points, of warm-ups of 1 to 5000 steps."""
+    cases = []
+    for i in range(2 * n):
+        n_steps = int(torch.randint(1, 5001, (1,), generator=gen))
+        step = int(torch.randint(0, int(1.5 * n_steps) + 2, (1,), generator=gen))
+        kind = ("linear", "sigmoid")[i % 2]
+        cases.append(Case((step, n_steps, kind), label=f"step = {step}, n_steps = {n_steps}, kind = {kind!r}"))
+    return cases
+
+
 def check_warmup_beta(student_fn) -> CheckResult:
     """Exercise 3: ``warmup_beta(step, n_steps, kind)`` -> the KL weight in [0, 1] (a float)."""
     return check_function(EXERCISE_NAMES["check_warmup_beta"], student_fn, _warmup_ref, _warmup_cases(),
-                          mistakes=_WARMUP_MISTAKES, rtol=1e-6, atol=1e-8)
+                          mistakes=_WARMUP_MISTAKES, rtol=1e-6, atol=1e-8, random_cases=_warmup_random, returns="float",
+                          forbidden=("objectives.warmup_beta", "objectives.kl_warmup"))
+
+
+# ---------------------------------------------------------------- build task: cure the collapse
+def check_remedy_build(student_fn) -> CheckResult:
+    """Build task: ``remedy_loss(recon, kl_per_dim, progress)`` -> the scalar to minimise; the PixelCNN-decoder VAE
+    trained with it must keep its latents active without losing the bound (:mod:`.build_ch07`)."""
+    return build_ch07.check_remedy(EXERCISE_NAMES["check_remedy_build"], student_fn)
+
+
+# ---------------------------------------------------------------- derivation: the KL of one unit
+DERIVATION_S2, DERIVATION_ACTIVITY = 0.36, 0.64  # q(z_u|x) = N(mu_u(x), s^2), Var_x mu_u(x) = A_u, E_x mu_u(x) = 0
+
+
+def unit_kl(s2: float = DERIVATION_S2, activity: float = DERIVATION_ACTIVITY) -> float:
+    """E_x KL(N(mu_u(x), s^2) || N(0, 1)) when mu_u(x) has mean 0 and variance A_u over the data: the package's KL
+    averaged over two points mu = +-sqrt(A_u) (the KL is quadratic in mu, so two points give the exact mean)."""
+    mu = torch.tensor([[math.sqrt(activity)], [-math.sqrt(activity)]], dtype=torch.float64)
+    return float(O.kl_per_dimension(mu, torch.full_like(mu, math.log(s2))).mean())
+
+
+def _unit_hints() -> dict[str, float]:
+    s2, a = DERIVATION_S2, DERIVATION_ACTIVITY
+    kl = lambda v, m2, half=0.5: half * (v + m2 - 1 - math.log(v))  # noqa: E731
+    return {
+        "the factor 1/2 is missing: KL = (1/2)(s^2 + mu^2 - 1 - log s^2), averaged over the data.": kl(s2, a, 1.0),
+        "you used s = 0.6 where the variance s^2 = 0.36 belongs.": kl(math.sqrt(s2), a),
+        "you left out the means: E_x[mu_u(x)^2] = A_u + (E_x mu_u)^2 = 0.64 adds to the KL.": kl(s2, 0.0),
+        "the log-variance enters with a minus: KL = (1/2)(s^2 + mu^2 - 1 - log s^2).":
+            0.5 * (s2 + a - 1 + math.log(s2)),
+        "that is in bits; the question asks for nats.": kl(s2, a) / math.log(2),
+    }
+
+
+def check_unit_kl(value) -> CheckResult:
+    """Derivation: E_x KL(q(z_u|x) || N(0, 1)) for s^2 = 0.36 and A_u = 0.64 (about 0.5108 nats)."""
+    return check_value(EXERCISE_NAMES["check_unit_kl"], value, unit_kl(), rtol=1e-3, hints=_unit_hints(),
+                       what="`unit_kl_nats`", unit="nats")
