@@ -18,7 +18,8 @@ class History:
     ``train[name][e]``: mean of term ``name`` over the training batches of epoch ``e + 1``;
     ``test[name][i]``: on the test set after epoch ``test_epochs[i]`` (1-based);
     ``seconds[e]``: wall time of epoch ``e + 1`` (training and test); ``train_seconds[e]``: training only;
-    ``samples[e]``: training examples processed; ``stopped``: why training ended early, or None.
+    ``samples[e]``: training examples processed; ``stopped``: why training ended early (a failure), or None;
+    ``note``: why a healthy run ended before its last epoch (``fit(time_limit=...)``), or None.
     """
 
     train: dict[str, list[float]] = field(default_factory=dict)
@@ -28,6 +29,7 @@ class History:
     train_seconds: list[float] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
     stopped: str | None = None
+    note: str | None = None
 
     @property
     def epochs(self) -> int:
@@ -57,13 +59,16 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values (lists of floats): JSON- and ``weights_only``-safe."""
-        return {"train": {k: list(v) for k, v in self.train.items()}, "test": {k: list(v) for k, v in self.test.items()},
-                "test_epochs": list(self.test_epochs), "seconds": list(self.seconds),
-                "train_seconds": list(self.train_seconds), "samples": list(self.samples), "stopped": self.stopped}
+        d = {"train": {k: list(v) for k, v in self.train.items()}, "test": {k: list(v) for k, v in self.test.items()},
+             "test_epochs": list(self.test_epochs), "seconds": list(self.seconds),
+             "train_seconds": list(self.train_seconds), "samples": list(self.samples), "stopped": self.stopped}
+        if self.note is not None:  # only when set, so that the stored histories keep their form
+            d["note"] = self.note
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "History":
-        known = {"train", "test", "test_epochs", "seconds", "train_seconds", "samples", "stopped"}
+        known = {"train", "test", "test_epochs", "seconds", "train_seconds", "samples", "stopped", "note"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"history: unknown keys {sorted(unknown)}; expected {sorted(known)}")

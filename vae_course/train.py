@@ -21,7 +21,9 @@ and why, and restores the weights saved at the start of that epoch (checked fini
 loss can still have a NaN or inf gradient that poisons the weights inside the optimiser step, so the weights are
 checked again at the end of every epoch, before the epoch is recorded or its checkpoint written; non-finite ones
 are replaced by that epoch's starting weights and training stops, so neither the model ``fit`` hands back nor a
-checkpoint ever holds NaN or inf. ``checkpoint=path`` writes an atomic checkpoint after every epoch.
+checkpoint ever holds NaN or inf. ``checkpoint=path`` writes an atomic checkpoint after every epoch (or, with
+``checkpoint_every=seconds``, after the first epoch that ends that long after the last write, after the last epoch,
+and whenever training stops early, so a checkpoint always matches its history's last epoch).
 
 Bad input is refused before the first step: the arguments, the model's weights, and the whole data set once
 (finite, not empty, and the model's own ``check_input(x, name)`` if it has one, e.g. pixels in [0, 1] for Bernoulli
@@ -72,7 +74,8 @@ def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: 
         seed: int = 0, device: str | torch.device | None = None, loss_kwargs: LossKwargs = None, test_every: int = 1,
         checkpoint: str | os.PathLike | None = None, progress: bool = True, clip_grad: float | None = None,
         binarize: str | None = None, amp: bool = False, optimizer: torch.optim.Optimizer | None = None,
-        history: History | None = None, checkpoint_extra: dict | None = None) -> History:
+        history: History | None = None, checkpoint_extra: dict | None = None,
+        time_limit: float | None = None, checkpoint_every: float = 0.0) -> History:
     """Train ``model`` on ``data`` by minimising ``model.loss``; returns the :class:`History`.
 
     Args:
@@ -92,11 +95,17 @@ def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: 
             the pixels as they are; None: the data set's own mode (``data.binarize``).
         amp: mixed precision (float16 on CUDA, bfloat16 elsewhere). optimizer: continue with this one.
         history: a History to append to (continuing a run). checkpoint_extra: plain values saved with it.
+        time_limit: a wall-time budget in seconds from the first step (None: no limit; building the first optimiser
+            of a process imports ``torch._dynamo``, which is not counted). No epoch starts that would end past it, judged
+            by the slowest epoch so far; the first epoch always runs. ``epochs`` is then an upper bound, and
+            :attr:`History.note` says where the budget ended the run.
+        checkpoint_every: seconds between checkpoint writes (0: every epoch). A write costs the SHA-256 and an
+            fsync of the weights, which is much of an epoch of a small data set (``vae-course bench --train-overhead``).
     """
     run = _Run(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                loss_kwargs=loss_kwargs, test_every=test_every, checkpoint=checkpoint, progress=progress,
                clip_grad=clip_grad, binarize=binarize, amp=amp, optimizer=optimizer, history=history,
-               checkpoint_extra=checkpoint_extra)
+               checkpoint_extra=checkpoint_extra, time_limit=time_limit, checkpoint_every=checkpoint_every)
     with run:
         for epoch in range(run.epochs):
             run.start_epoch()
@@ -109,6 +118,8 @@ def fit(model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: 
                 run.record(out, len(x))
             if not run.end_epoch(epoch):                 # train and test terms into the history, checkpoint
                 return run.history
+            if run.timed_out:                            # time_limit: the next epoch would end past it
+                break
     return run.history
 
 
@@ -119,8 +130,12 @@ class _Run:
     def __init__(self, model: nn.Module, data: ImageData | Tensor, *, epochs: int, batch_size: int, lr: float,
                  seed: int, device, loss_kwargs: LossKwargs, test_every: int, checkpoint, progress: bool,
                  clip_grad: float | None, binarize: str | None, amp: bool, optimizer, history: History | None,
-                 checkpoint_extra: dict | None):
+                 checkpoint_extra: dict | None, time_limit: float | None = None, checkpoint_every: float = 0.0):
         self.epochs = check_positive_int("epochs", epochs)
+        self.time_limit = None if time_limit is None else check.positive_float("time_limit", time_limit)
+        self.timed_out = False
+        self.checkpoint_every = check.positive_float("checkpoint_every", checkpoint_every, allow_zero=True)
+        self.saved_epochs = None  # how many epochs the last checkpoint written held
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.test_every = check_positive_int("test_every", test_every)
         if not callable(getattr(model, "loss", None)):
@@ -152,6 +167,7 @@ class _Run:
         self.bar = tqdm(total=self.n_steps, disable=not progress, desc=type(model).__name__, unit="step", leave=True)
         self.kwargs: dict = {}
         self.checked = check.data_checked()
+        self.began = self.saved_at = time.perf_counter()  # time_limit counts from here: data and optimiser ready
 
     def __enter__(self) -> "_Run":
         self.model.train()
@@ -234,7 +250,9 @@ class _Run:
         if not self.weights_finite(done):  # a NaN or inf gradient after the last loss check
             return False
         history.append("train", train_terms)
-        if self.x_test is not None and ((epoch + 1) % self.test_every == 0 or epoch == self.epochs - 1):
+        self.timed_out = self.out_of_time(epoch, train_time)
+        last = epoch == self.epochs - 1 or self.timed_out
+        if self.x_test is not None and ((epoch + 1) % self.test_every == 0 or last):
             history.append("test", evaluate_loss(self.model, self.x_test, loss_kwargs=self.kwargs, amp=self.amp))
             history.test_epochs.append(done)
         history.train_seconds.append(train_time)
@@ -244,8 +262,28 @@ class _Run:
         if history.test_epochs and history.test_epochs[-1] == done:
             post["test"] = f"{history.test['loss'][-1]:.2f}" if "loss" in history.test else "-"
         self.bar.set_postfix(post, refresh=False)
-        if self.checkpoint is not None:
-            save_checkpoint(self.checkpoint, self.model, history=history, extra=self.checkpoint_extra)
+        if last or time.perf_counter() - self.saved_at >= self.checkpoint_every:
+            self._save()
+        return True
+
+    def _save(self) -> None:
+        """Write the checkpoint (if there is one) unless it already holds the history's last epoch."""
+        if self.checkpoint is None or self.saved_epochs == self.history.epochs or self.history.epochs == 0:
+            return
+        save_checkpoint(self.checkpoint, self.model, history=self.history, extra=self.checkpoint_extra)
+        self.saved_at, self.saved_epochs = time.perf_counter(), self.history.epochs
+
+    def out_of_time(self, epoch: int, pending: float = 0.0) -> bool:
+        """True if ``time_limit`` is set, epochs remain, and one more epoch as slow as the slowest so far (``pending``:
+        the seconds of an epoch not yet recorded) would end past it; the history's note then says so."""
+        if self.time_limit is None or epoch == self.epochs - 1:
+            return False
+        slowest = max([pending, *self.history.seconds[self.start:]])
+        elapsed = time.perf_counter() - self.began
+        if elapsed + slowest <= self.time_limit:
+            return False
+        self.history.note = (f"time_limit: {self.time_limit:g} s; stopped after {epoch + 1} of {self.epochs} epoch(s) "
+                             f"at {elapsed:.1f} s (the slowest epoch took {slowest:.1f} s)")
         return True
 
     def weights_finite(self, done: int) -> bool:
@@ -273,6 +311,7 @@ class _Run:
 
     def _stop(self, why: str) -> None:
         self.history.stopped = why
+        self._save()  # the restored weights are those of the history's last epoch
         warnings.warn(f"fit: {why}", RuntimeWarning, stacklevel=4)
 
 

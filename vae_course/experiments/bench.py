@@ -40,7 +40,8 @@ from ..train import evaluate_loss, fit, make_optimizer
 from ..utils import check_positive_int, get_device
 
 __all__ = ["BaselineVAE", "PerItemImages", "baseline_loss", "baseline_epoch", "baseline_fit", "baseline_test_loss",
-           "gemm_roofline", "forward_flops", "BenchResult", "run_bench", "QualityResult", "compare_at_equal_time"]
+           "gemm_roofline", "forward_flops", "BenchResult", "run_bench", "QualityResult", "compare_at_equal_time",
+           "TRAIN_STEPS", "OverheadResult", "train_overhead"]
 
 
 # ---------------------------------------------------------------- (b) the baseline, pytorch/examples style
@@ -279,3 +280,53 @@ def compare_at_equal_time(seconds: float, *, lr: float = 3e-3, seed: int = 0, de
     engine_loss = evaluate_loss(model, data.x_test.to(device))["loss"]
     baseline, baseline_loss, seen = baseline_fit(data, seconds=seconds, lr=lr, seed=seed, binarize=True, device=device)
     return QualityResult(seconds, engine_loss, sum(history.samples), baseline_loss, seen, lr)
+
+
+# ---------------------------------------------------------------- where `vae-course train` spends its time
+TRAIN_STEPS = ("engine (as (a))", "+ dynamic binarisation", "+ test set every epoch", "+ checkpoint every epoch",
+               "+ progress bar")
+
+
+class OverheadResult(NamedTuple):
+    """Wall-clock samples per second of :func:`~vae_course.train.fit` as each extra of ``vae-course train`` is added
+    (:data:`TRAIN_STEPS`, cumulative), best of the rounds; ``load``: 1-minute load average before and after."""
+
+    rates: tuple[float, ...]
+    epochs: int
+    load: tuple[float, float]
+
+    def report(self) -> str:
+        base = self.rates[0]
+        rows = [f"`vae-course train`'s loop, wall-clock samples/s over {self.epochs} epoch(s) of mnist5k, best of the "
+                f"rounds (load {self.load[0]:.2f} -> {self.load[1]:.2f}):"]
+        rows += [f"  {name:<28}{r:9.0f} samples/s   {100 * r / base:5.1f}% of the engine"
+                 for name, r in zip(TRAIN_STEPS, self.rates)]
+        return "\n".join(rows)
+
+
+def train_overhead(*, rounds: int = 3, epochs: int = 3, device: str | torch.device | None = None,
+                   data: ImageData | None = None, folder: str | os.PathLike | None = None) -> OverheadResult:
+    """Time the 784-400-20 tanh VAE's :func:`~vae_course.train.fit` on mnist5k with the extras of ``vae-course train``
+    switched on one after another (:data:`TRAIN_STEPS`); the configurations alternate within each round, so a shared
+    machine's load falls on all of them alike. ``folder``: where the checkpoints go (a temporary folder if None)."""
+    import tempfile
+
+    rounds, epochs = check_positive_int("rounds", rounds), check_positive_int("epochs", epochs)
+    device = get_device(device)
+    grey = data or vc_data.mnist5k(binarize="dynamic")
+    best = [0.0] * len(TRAIN_STEPS)
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        configs = [dict(data=grey.x_train, binarize="none"), dict(data=grey.x_train, binarize="dynamic"),
+                   dict(data=grey, binarize="dynamic"), dict(data=grey, binarize="dynamic", checkpoint=f"{tmp}/c.pt"),
+                   dict(data=grey, binarize="dynamic", checkpoint=f"{tmp}/c.pt", progress=True)]
+        for r in range(rounds):
+            for i, cfg in enumerate(configs):
+                torch.manual_seed(r)
+                model = VAE(hidden=400, z_dim=20)
+                cfg = {"progress": False, **cfg}
+                t0 = time.perf_counter()
+                fit(model, cfg.pop("data"), epochs=epochs, batch_size=128, seed=r, device=device, **cfg)
+                _sync(device)
+                best[i] = max(best[i], epochs * len(grey.x_train) / (time.perf_counter() - t0))
+    return OverheadResult(tuple(best), epochs, (load0, os.getloadavg()[0]))

@@ -2,8 +2,9 @@
 
     vae-course train --data mnist5k --z-dim 20 --epochs 30 --out runs/vae20
     vae-course train --idx-dir ~/data/mnist --epochs 50 --device cuda --out runs/full
+    vae-course train --beta 4 --minutes 5 --out runs/beta4     # a beta-VAE, trained for 5 minutes of wall time
     vae-course evaluate runs/vae20/checkpoint.pt --k 1000
-    vae-course bench [--quality 10]
+    vae-course bench [--quality 10] [--train-overhead]
 
 ``train`` writes ``checkpoint.pt`` (loadable with ``weights_only=True``), ``history.json``,
 ``loss.png``, ``samples.png`` and ``reconstructions.png`` to ``--out``. The checkpoint remembers the
@@ -29,12 +30,13 @@ from ..models import VAE, VAEConfig
 from ..plotting import history_curves, image_grid
 from ..train import fit
 from ..utils import get_device
-from .bench import compare_at_equal_time, run_bench
+from .bench import compare_at_equal_time, run_bench, train_overhead
 
 __all__ = ["load_data", "find_idx_files", "add_train_arguments", "add_evaluate_arguments", "add_bench_arguments",
            "train_command", "evaluate_command", "bench_command"]
 
 DATA = ("mnist5k", "digits", "mnist")
+MAX_EPOCHS = 100_000  # --minutes without --epochs: the time budget ends the run
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -95,13 +97,20 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     torch.manual_seed(args.seed)
     model = VAE(config)
-    extra = {"data": name, "binarize": binarize, "seed": args.seed, "idx_dir": args.idx_dir}
-    print(f"training {config.arch} VAE (z_dim={config.z_dim}, {config.likelihood}) on {data!r} for {args.epochs} "
-          f"epoch(s) on {device}")
+    extra = {"data": name, "binarize": binarize, "seed": args.seed, "idx_dir": args.idx_dir, "beta": args.beta}
+    epochs = args.epochs or (MAX_EPOCHS if args.minutes else 10)
+    budget = f" for {epochs} epoch(s)" if not args.minutes else \
+        f" for {args.minutes:g} minute(s)" + (f" or {epochs} epoch(s), whichever ends first" if args.epochs else "")
+    objective = "" if args.beta == 1 else f", beta={args.beta:g}"
+    print(f"training {config.arch} VAE (z_dim={config.z_dim}, {config.likelihood}{objective}) on {data!r}{budget} "
+          f"on {device}")
     t0 = time.perf_counter()
-    history = fit(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    history = fit(model, data, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                   device=device, checkpoint=out / "checkpoint.pt", progress=not args.no_progress,
-                  checkpoint_extra=extra)
+                  checkpoint_extra=extra, loss_kwargs={"beta": args.beta} if args.beta != 1 else None,
+                  test_every=args.test_every, time_limit=60 * args.minutes if args.minutes else None,
+                  checkpoint_every=args.checkpoint_every)
+    wall = time.perf_counter() - t0
     (out / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
     fig = Figure(figsize=(5, 3.5))
     history_curves(history, "loss", ax=fig.subplots())
@@ -114,8 +123,12 @@ def train_command(args: argparse.Namespace) -> int:
                "test images (top 4 rows) and their reconstructions")
     if history.stopped:
         print(f"warning: {history.stopped}", file=sys.stderr)
-    print(f"done in {time.perf_counter() - t0:.1f} s ({history.samples_per_second:.0f} samples/s); "
-          f"test loss (-ELBO) {history.last('loss'):.2f} nats; wrote {out}/checkpoint.pt, history.json, loss.png, "
+    elif history.note:
+        print(f"note: {history.note}")
+    term = "-ELBO" if args.beta == 1 else f"-beta-ELBO, beta={args.beta:g}"
+    print(f"done: {history.epochs} epoch(s) in {wall:.1f} s; {history.samples_per_second:.0f} samples/s in the "
+          f"training steps, {sum(history.samples) / wall:.0f} samples/s over the whole run (test set, checkpoints); "
+          f"test loss ({term}) {history.last('loss'):.2f} nats; wrote {out}/checkpoint.pt, history.json, loss.png, "
           "samples.png, reconstructions.png")
     return 1 if history.stopped else 0
 
@@ -155,6 +168,8 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.quality:
         q = compare_at_equal_time(args.quality, device=args.device)
         print(q.report())
+    if args.train_overhead:
+        print(train_overhead(rounds=args.rounds, device=args.device).report())
     return 0
 
 
@@ -172,7 +187,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="gaussian decoder variance (default fixed)")
     p.add_argument("--z-dim", type=positive_int, default=20, help="latent size (default 20)")
     p.add_argument("--hidden", type=positive_int, default=400, help="hidden units (default 400)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="epochs (default 10; with --minutes, an upper bound, default none)")
+    p.add_argument("--minutes", type=positive_float, default=None,
+                   help="wall-time budget: no epoch starts that would end past it (the first always runs)")
+    p.add_argument("--beta", type=nonnegative_float, default=1.0,
+                   help="weight of the KL term: beta > 1 a beta-VAE, beta < 1 a weaker KL (default 1, the ELBO)")
+    p.add_argument("--test-every", type=positive_int, default=1,
+                   help="score the test set every N epochs and after the last one (default 1)")
+    p.add_argument("--checkpoint-every", type=nonnegative_float, default=30.0, metavar="SECONDS",
+                   help="write the checkpoint at most every SECONDS, after the last epoch and on an early stop "
+                        "(default 30; 0: every epoch)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="batch size (default 128)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed for data split, initialisation and noise (default 0)")
@@ -197,4 +222,6 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, default=5, help="alternating rounds; the best of each is kept (default 5)")
     p.add_argument("--quality", type=nonnegative_float, default=0.0, metavar="SECONDS",
                    help="also train engine and baseline for SECONDS of wall time each and compare test bounds")
+    p.add_argument("--train-overhead", action="store_true",
+                   help="also time the extras of `vae-course train` (binarisation, test set, checkpoints, progress bar)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, mps (default: best available)")
