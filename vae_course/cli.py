@@ -9,6 +9,7 @@
     vae-course bench                 samples/s of the fit engine vs a DataLoader baseline vs the GEMM roofline
     vae-course sweep-beta [...]      chapter 6: beta sweep over seeds (the CSV stored with the package)
     vae-course collapse-sweep        chapter 7's free-bits sweep (the JSON stored with the package)
+    vae-course diagrams [--check]    the book's schematic diagrams, as SVG files in book/figures
 
 Every subcommand has ``--help``. The parser imports only the module of the subcommand that runs, so
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
@@ -64,6 +65,10 @@ COMMANDS: dict[str, Command] = {
                               "chapter 7: free-bits sweep over floors and seeds, written as JSON",
                               "Train the chapter-7 autoregressive VAE for several free-bits floors and seeds; write "
                               "the results as JSON."),
+    "diagrams": Command("vae_course.plotting.diagrams", "add_arguments", "run",
+                        "draw the book's schematic diagrams as SVG files (book/figures)",
+                        "Draw the schematic diagrams that the chapters include (vae_course.plotting.diagrams) and "
+                        "write them as SVG files to --out; --check only compares."),
 }
 
 

@@ -13,3 +13,4 @@ from .vae import *  # noqa: F401,F403
 from .collapse import *  # noqa: F401,F403
 from .vq import *  # noqa: F401,F403
 from .disentangle import *  # noqa: F401,F403
+from . import diagrams  # noqa: F401  (vc.plotting.diagrams: the schematic figures, written by `vae-course diagrams`)
