@@ -30,6 +30,7 @@ def _init(seed=1):
     (lambda: em.em_step(_init(), torch.zeros(3, 4, dtype=F64)), ValueError, "x: got shape"),
     (lambda: em.em_step(_init(), torch.zeros(5, dtype=F64)), ValueError, "x"),
     (lambda: em.fit_em(_init(), torch.zeros(3, 5, dtype=F64), steps=0), ValueError, "steps"),
+    (lambda: em.ppca_maximum_likelihood(torch.zeros(3, 5, dtype=F64), 5), ValueError, "z_dim"),
 ])
 def test_errors_name_the_argument(call, exc, match):
     with pytest.raises(exc, match=match):
@@ -73,20 +74,29 @@ def test_m_step_is_a_stationary_point_of_the_elbo_with_q_fixed():
     assert after.item() > before.item()
 
 
+def test_closed_form_ppca_solution_is_a_stationary_point_of_the_exact_log_likelihood():
+    """The gradient of the mean log p(x) (torch's MultivariateNormal, autograd) vanishes at the closed form."""
+    x = _data(n=400, seed=3)
+    ml = em.ppca_maximum_likelihood(x, 2)
+    W = ml.W.clone().requires_grad_(True)
+    b = ml.b.clone().requires_grad_(True)
+    log_s2 = torch.tensor(2 * math.log(ml.sigma), dtype=F64, requires_grad=True)
+    cov = W @ W.T + log_s2.exp() * torch.eye(5, dtype=F64)
+    ll = MultivariateNormal(b, covariance_matrix=cov).log_prob(x).mean()
+    grads = torch.autograd.grad(ll, (W, b, log_s2))
+    assert max(g.abs().max().item() for g in grads) < 1e-8
+    perturbed = LinearGaussianModel(ml.W * 1.05, ml.b, ml.sigma)
+    assert perturbed.log_marginal(x).mean() < ml.log_marginal(x).mean()
+
+
 def test_em_converges_to_the_closed_form_ppca_maximum_likelihood():
     x = _data(n=400, seed=3)
     fit = em.fit_em(_init(seed=2), x, steps=400)
-    mean = x.mean(0)
-    cov = (x - mean).T @ (x - mean) / len(x)
-    evals, evecs = torch.linalg.eigh(cov)
-    evals, evecs = evals.flip(0), evecs.flip(1)
-    sigma2 = evals[2:].mean()  # the discarded eigenvalues' mean
-    W_ml = evecs[:, :2] @ torch.diag((evals[:2] - sigma2).sqrt())
-    ml = LinearGaussianModel(W_ml, mean, float(sigma2.sqrt()))
+    ml = em.ppca_maximum_likelihood(x, 2)
     assert fit.final_log_px == pytest.approx(ml.log_marginal(x).mean().item(), abs=1e-6)
-    assert fit.model.sigma == pytest.approx(float(sigma2.sqrt()), rel=1e-4)
-    torch.testing.assert_close(fit.model.b, mean, atol=1e-3, rtol=0)  # b_ML is the sample mean (z averages to 0)
-    torch.testing.assert_close(fit.model.W @ fit.model.W.T, W_ml @ W_ml.T, atol=1e-4, rtol=0)  # W up to a rotation
+    assert fit.model.sigma == pytest.approx(ml.sigma, rel=1e-4)
+    torch.testing.assert_close(fit.model.b, ml.b, atol=1e-3, rtol=0)  # b_ML is the sample mean (z averages to 0)
+    torch.testing.assert_close(fit.model.W @ fit.model.W.T, ml.W @ ml.W.T, atol=1e-4, rtol=0)  # W up to a rotation
 
 
 def test_em_step_leaves_the_input_model_unchanged():
@@ -94,3 +104,22 @@ def test_em_step_leaves_the_input_model_unchanged():
     W, b, s = model.W.clone(), model.b.clone(), model.sigma
     em.em_step(model, x)
     assert torch.equal(model.W, W) and torch.equal(model.b, b) and model.sigma == s
+
+
+def test_em_plot_draws_the_steps_and_the_distance_to_the_maximum():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vae_course.plotting import plot_em_steps
+
+    x = _data()
+    fit = em.fit_em(_init(), x, steps=12)
+    best = em.ppca_maximum_likelihood(x, 2).log_marginal(x).mean().item()
+    left, right = plot_em_steps(fit, best, steps_shown=4)
+    circles = next(line for line in left.lines if line.get_marker() == "o")
+    assert list(circles.get_ydata()) == pytest.approx(fit.log_px[:5])  # log p(x) before steps 1..5
+    gaps = right.lines[0].get_ydata()
+    assert len(gaps) == 13 and gaps[0] > gaps[-1] > 0  # 12 steps + the final model; the distance shrinks
+    plt.close("all")

@@ -33,7 +33,7 @@ from .inference import elbo_closed_form
 from .linear_gaussian import LinearGaussianModel
 from .utils import check_positive_int
 
-__all__ = ["EMStep", "EMFit", "em_step", "fit_em"]
+__all__ = ["EMStep", "EMFit", "em_step", "fit_em", "ppca_maximum_likelihood"]
 
 
 class EMStep(NamedTuple):
@@ -100,3 +100,28 @@ def fit_em(model: LinearGaussianModel, x: Tensor, steps: int = 50) -> EMFit:
         elbo_e.append(step.elbo_e)
         elbo_m.append(step.elbo_m)
     return EMFit(model, log_px, elbo_e, elbo_m, model.log_marginal(x).mean().item())
+
+
+def ppca_maximum_likelihood(x: Tensor, z_dim: int) -> LinearGaussianModel:
+    r"""The maximum-likelihood linear-Gaussian model of data ``x`` ``(N, d)`` in closed form (Tipping & Bishop, 1999).
+
+    With the sample covariance :math:`S = \frac1N\sum_n (x_n - \bar x)(x_n - \bar x)^\top`, its eigenvalues
+    :math:`\lambda_1\ge\dots\ge\lambda_d` and the eigenvectors :math:`U_m` of the largest :math:`m`:
+
+    .. math:: b = \bar x, \qquad \sigma^2 = \frac{1}{d-m}\sum_{j>m}\lambda_j, \qquad
+              W = U_m\big(\operatorname{diag}(\lambda_1..\lambda_m) - \sigma^2 I\big)^{1/2},
+
+    unique up to a rotation of the latent space (:math:`W` and :math:`WR` give the same :math:`p(x)`). The target
+    that EM (:func:`fit_em`) climbs towards. Needs ``z_dim < d``.
+    """
+    check.tensor("x", x, min_dim=2)
+    z_dim = check_positive_int("z_dim", z_dim)
+    if x.dim() != 2 or not z_dim < x.shape[1]:
+        raise ValueError(f"x, z_dim: got x of shape {tuple(x.shape)} and z_dim={z_dim}; need x (N, d) with z_dim < d")
+    mean = x.mean(0)
+    cov = (x - mean).T @ (x - mean) / x.shape[0]  # (d, d), divisor N: the maximum-likelihood estimate
+    evals, evecs = torch.linalg.eigh(cov)  # ascending
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    sigma2 = evals[z_dim:].mean()
+    W = evecs[:, :z_dim] * (evals[:z_dim] - sigma2).clamp_min(0).sqrt()  # (d, m)
+    return LinearGaussianModel(W, mean, float(sigma2.sqrt()))

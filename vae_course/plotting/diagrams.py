@@ -44,6 +44,7 @@ __all__ = ["probabilistic_generator_diagram", "graphical_model_diagram", "repara
 # one colour per role, the same in every diagram
 DATA, ENCODER, DECODER, NOISE, LOSS, PRIOR = "#e6e6e6", "#cfe2f3", "#d9ead3", "#fff2cc", "#ead1dc", "#fce5cd"
 EDGE, GRAD, SCORE = "#333333", "#c0392b", "#7d3c98"
+FONT_SCALE = 1.35  # the diagrams are 9-13 inches wide and shown about 7.5 inches wide
 
 
 @dataclass
@@ -74,7 +75,7 @@ def _node(ax, x: float, y: float, text: str, *, w: float = 1.3, h: float = 0.6, 
         patch = FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.08",
                                fc=fc, ec=ec, lw=1.3, ls=ls)
     ax.add_patch(patch)
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+    _text(ax, x, y, text, ha="center", va="center", fontsize=fontsize)
     return _Node(x, y, patch)
 
 
@@ -90,12 +91,18 @@ def _arrow(ax, a, b, *, color: str = EDGE, ls: str = "-", lw: float = 1.4, rad: 
     ax.add_patch(arrow)
     if label:
         mx, my = pa[0] + at * (pb[0] - pa[0]), pa[1] + at * (pb[1] - pa[1])
-        ax.text(mx + offset[0], my + offset[1], label, ha="center", va="center", fontsize=fontsize, color=color)
+        _text(ax, mx + offset[0], my + offset[1], label, ha="center", va="center", fontsize=fontsize, color=color)
     return arrow
 
 
 def _title(ax, x: float, y: float, text: str, fontsize: float = 12, **kw) -> None:
-    ax.text(x, y, text, ha="left", va="center", fontsize=fontsize, weight="bold", **kw)
+    _text(ax, x, y, text, ha="left", va="center", fontsize=fontsize, weight="bold", **kw)
+
+
+def _text(ax, x: float, y: float, text: str, fontsize: float = 10, **kw):
+    """``ax.text`` with the font scaled by :data:`FONT_SCALE`: the diagrams are shown at the width of the page's text,
+    about 7.5 inches, so their letters are drawn larger than a plot's."""
+    return ax.text(x, y, text, fontsize=fontsize * FONT_SCALE, **kw)
 
 
 def probabilistic_generator_diagram(ax=None):
@@ -108,9 +115,9 @@ def probabilistic_generator_diagram(ax=None):
     x1 = _node(ax, 6.0, 3.4, r"$x = G_\theta(z)$", w=1.7, fc=DATA)
     _arrow(ax, z1, g1)
     _arrow(ax, g1, x1)
-    ax.text(7.1, 3.4, "every sample lies on the surface $\\{G_\\theta(z)\\}$:\nno density $p(x)$ to evaluate",
-            va="center", fontsize=10)
-    _title(ax, 0.2, 2.35, "probabilistic generator (a VAE's decoder)")
+    _text(ax, 7.1, 3.4, "every sample lies on the surface\n$\\{G_\\theta(z)\\}$: no density $p(x)$", va="center",
+          fontsize=10)
+    _title(ax, 0.2, 2.65, "probabilistic generator (a VAE's decoder)")
     z2 = _node(ax, 1.2, 1.35, r"$z \sim \mathcal{N}(0, I_m)$", w=1.9, h=0.7, fc=NOISE, shape="ellipse")
     g2 = _node(ax, 3.6, 1.35, r"network $G_\theta$", w=1.7, fc=DECODER)
     st = _node(ax, 5.9, 1.35, "statistics\n" r"$\mu_\theta(z),\ \Sigma_\theta(z) = LL^\top$", w=2.1, h=0.85, fc=DECODER)
@@ -120,10 +127,10 @@ def probabilistic_generator_diagram(ax=None):
                 fontsize=10)
     for a, b in ((z2, g2), (g2, st), (st, sm), (eps, sm), (sm, x2)):
         _arrow(ax, a, b)
-    ax.text(1.2, 1.95, "1. draw a latent", ha="center", fontsize=10)
-    ax.text(4.75, 2.05, "2. compute the statistics: one forward pass", ha="center", fontsize=10)
-    ax.text(8.2, 1.95, "3. draw x", ha="center", fontsize=10)
-    ax.text(10.1, 0.55, "$x \\sim p_\\theta(x\\mid z)$\n$= \\mathcal{N}(\\mu, \\Sigma)$", ha="center", va="center",
+    _text(ax, 1.2, 1.95, "1. draw a latent", ha="center", fontsize=10)
+    _text(ax, 4.75, 2.05, "2. compute the statistics: one forward pass", ha="center", fontsize=10)
+    _text(ax, 8.2, 1.95, "3. draw x", ha="center", fontsize=10)
+    _text(ax, 10.1, 0.55, "$x \\sim p_\\theta(x\\mid z)$\n$= \\mathcal{N}(\\mu, \\Sigma)$", ha="center", va="center",
             fontsize=10)
     return ax
 
@@ -131,25 +138,25 @@ def probabilistic_generator_diagram(ax=None):
 def graphical_model_diagram(ax=None):
     r"""Chapter 3: the latent-variable model as a graphical model (plate over :math:`N` data points),
     :math:`p_\theta(x, z) = p(z)\,p_\theta(x\mid z)`, with the dashed inference arrow :math:`q_w(z\mid x)`."""
-    ax = _canvas(ax, (9, 4.2))
-    ax.add_patch(FancyBboxPatch((1.3, 0.45), 2.6, 3.3, boxstyle="round,pad=0,rounding_size=0.15", fc="none",
+    ax = _canvas(ax, (9, 4.4))
+    ax.add_patch(FancyBboxPatch((1.3, 0.45), 2.6, 3.6, boxstyle="round,pad=0,rounding_size=0.15", fc="none",
                                 ec=EDGE, lw=1.2))
-    ax.text(3.7, 0.65, r"$N$", fontsize=12, ha="right")
+    _text(ax, 3.7, 0.65, r"$N$", fontsize=12, ha="right")
     z = _node(ax, 2.6, 3.0, r"$z$", w=0.8, h=0.8, fc="white", shape="ellipse", fontsize=14)
     x = _node(ax, 2.6, 1.3, r"$x$", w=0.8, h=0.8, fc="#bfbfbf", shape="ellipse", fontsize=14)
     theta = _node(ax, 4.7, 1.3, r"$\theta$", w=0.55, h=0.55, fc="white", shape="ellipse", fontsize=12)
     w = _node(ax, 0.5, 3.0, r"$w$", w=0.55, h=0.55, fc="white", shape="ellipse", fontsize=12)
     _arrow(ax, z, x, label=r"$p_\theta(x\mid z)$", offset=(0.62, 0))
     _arrow(ax, theta, x)
-    _arrow(ax, x, z, ls="--", rad=-0.55, color="#1f5fa8", label=r"$q_w(z\mid x)$", offset=(-0.85, 0.0))
+    _arrow(ax, x, z, ls="--", rad=-0.55, color="#1f5fa8", label=r"$q_w(z\mid x)$", offset=(-1.1, -0.25))
     _arrow(ax, w, (2.12, 2.2), ls="--", color="#1f5fa8")
-    ax.text(2.6, 3.55, r"$p(z) = \mathcal{N}(0, I)$", ha="center", fontsize=10)
-    ax.text(5.3, 3.5, "solid: the generative model", fontsize=10.5, weight="bold")
-    ax.text(5.3, 3.1, r"$p_\theta(x, z) = p(z)\,p_\theta(x\mid z)$", fontsize=10.5)
-    ax.text(5.3, 2.45, "dashed: inference", fontsize=10.5, weight="bold", color="#1f5fa8")
-    ax.text(5.3, 2.05, r"$q_w(z\mid x) \approx p_\theta(z\mid x)$", fontsize=10.5, color="#1f5fa8")
-    ax.text(5.3, 1.65, r"$= p_\theta(x\mid z)\,p(z)\,/\,p_\theta(x)$", fontsize=10.5, color="#1f5fa8")
-    ax.text(5.3, 0.9, "shaded: observed; white: latent\nplate: repeated for each data point", fontsize=9.5)
+    _text(ax, 2.6, 3.72, r"$p(z) = \mathcal{N}(0, I)$", ha="center", fontsize=10)
+    _text(ax, 5.3, 3.5, "solid: the generative model", fontsize=10.5, weight="bold")
+    _text(ax, 5.3, 3.1, r"$p_\theta(x, z) = p(z)\,p_\theta(x\mid z)$", fontsize=10.5)
+    _text(ax, 5.3, 2.45, "dashed: inference", fontsize=10.5, weight="bold", color="#1f5fa8")
+    _text(ax, 5.3, 2.05, r"$q_w(z\mid x) \approx p_\theta(z\mid x)$", fontsize=10.5, color="#1f5fa8")
+    _text(ax, 5.3, 1.65, r"$= p_\theta(x\mid z)\,p(z)\,/\,p_\theta(x)$", fontsize=10.5, color="#1f5fa8")
+    _text(ax, 5.3, 0.9, "shaded: observed; white: latent\nplate: repeated for each data point", fontsize=9.5)
     return ax
 
 
@@ -181,7 +188,7 @@ def _backward(ax, a: _Node, b: _Node, label: str | None = None, *, color: str = 
     dist = abs(a.x - b.x)
     _arrow(ax, a, b, color=color, ls=ls, lw=lw, rad=-2 * depth / dist)
     if label:
-        ax.text((a.x + b.x) / 2, a.y - depth - 0.1 + label_dy, label, ha="center", va="top", fontsize=9.5, color=color)
+        _text(ax, (a.x + b.x) / 2, a.y - depth - 0.1 + label_dy, label, ha="center", va="top", fontsize=9.5, color=color)
 
 
 def reparameterised_vae_diagram(ax=None):
@@ -189,17 +196,17 @@ def reparameterised_vae_diagram(ax=None):
     Top: :math:`z` drawn from :math:`q_w(z\mid x)` is a random node, the pathwise gradient stops there (the naive
     zero) and only the score-function path reaches :math:`w`. Bottom: reparameterised, :math:`z = \mu + \sigma\odot
     \varepsilon`; the noise is a leaf, and backpropagation reaches both networks."""
-    ax = _canvas(ax, (13, 8.0))
-    _title(ax, 0.2, 7.75, "(a) sampling z directly: a random node between the networks")
-    top = _vae_chain(ax, 5.9, reparameterised=False)
+    ax = _canvas(ax, (13, 8.6))
+    _title(ax, 0.2, 8.35, "(a) sampling z directly: a random node between the networks")
+    top = _vae_chain(ax, 6.5, reparameterised=False)
     _arrow(ax, top["loss"], top["rec"], color=GRAD, ls="--", rad=-0.3)
     _backward(ax, top["rec"], top["dec"], r"$\nabla_\theta$")
     _backward(ax, top["dec"], top["z"], r"$\nabla_z$")
-    _backward(ax, top["z"], top["stats"], r"pathwise: $\partial z/\partial\mu = 0$" "\n(a drawn number: the naive zero)",
-              depth=0.45)
-    ax.text(5.05, 5.45, r"$\times$", color=GRAD, fontsize=20, ha="center", va="center")
+    _backward(ax, top["z"], top["stats"], depth=0.45)
+    _text(ax, 5.05, 6.05, r"$\times$", color=GRAD, fontsize=20, ha="center", va="center")
+    _text(ax, 4.0, 5.75, r"$\partial z/\partial\mu = 0$: the naive zero", color=GRAD, fontsize=9.5, ha="center", va="center")
     _backward(ax, top["z"], top["enc"], "score function: " r"$F(z)\,\nabla_w \log q_w(z\mid x)$", color=SCORE,
-              ls=":", depth=1.35, lw=1.8, label_dy=0.05)
+              ls=":", depth=1.9, lw=1.8, label_dy=0.05)
     _title(ax, 0.2, 3.6, "(b) reparameterised: the noise is a leaf, gradients reach both networks")
     bot = _vae_chain(ax, 1.95, reparameterised=True)
     _arrow(ax, bot["loss"], bot["rec"], color=GRAD, ls="--", rad=-0.3)
@@ -209,8 +216,8 @@ def reparameterised_vae_diagram(ax=None):
     _backward(ax, bot["stats"], bot["enc"], r"$\nabla_w$")
     _arrow(ax, (bot["kl"].x - 0.95, bot["kl"].y - 0.1), (bot["stats"].x - 0.25, bot["stats"].y + 0.3), color=GRAD,
            ls="--", rad=0.25)
-    ax.text(7.3, 0.45, "no gradient to $\\varepsilon$:\nit depends on no weight", fontsize=9, color=GRAD, va="center")
-    ax.text(12.9, 0.4, "boxes: deterministic     ellipses: random\nblack: forward     red dashed: gradient",
+    _text(ax, 7.3, 0.45, "no gradient to $\\varepsilon$:\nit depends on no weight", fontsize=9, color=GRAD, va="center")
+    _text(ax, 12.9, 0.4, "boxes: deterministic     ellipses: random\nblack: forward     red dashed: gradient",
             fontsize=9, va="center", ha="right")
     return ax
 
@@ -259,14 +266,14 @@ def masked_convolution_diagram(ax=None, *, n_layers: int = 3, size: int = 9):
                 fc, hatch = colour_of(r, c)
                 ax.add_patch(Rectangle((x0 + c * cell, top - (r + 1) * cell), cell, cell, fc=fc,
                                        ec="#a0a0a0" if hatch else "white", lw=1.2, hatch=hatch))
-        ax.text(x0 + n * cell / 2, top + 0.28, label, ha="center", fontsize=10.5, weight="bold")
+        _text(ax, x0 + n * cell / 2, top + 0.28, label, ha="center", fontsize=10.5, weight="bold")
 
     def past(r, c):
         if (r, c) == pixel:
             return GRAD, None
         return ("#c6dbef", None) if (r, c) < pixel else ("#f0f0f0", None)
     grid(0.3, size, past, "raster order: the past $x_{<i}$ of pixel $i$")
-    ax.text(0.3 + size * cell / 2, top - size * cell - 0.35, "pixel $i$ (red) may depend on the blue ones only",
+    _text(ax, 0.3 + size * cell / 2, top - size * cell - 0.35, "pixel $i$ (red) may depend on the blue ones only",
             ha="center", fontsize=9.5)
     for k, kind in enumerate("AB"):
         m = causal_mask(3, kind)
@@ -276,10 +283,10 @@ def masked_convolution_diagram(ax=None, *, n_layers: int = 3, size: int = 9):
                 fc = GRAD if (r, c) == (1, 1) and kind == "B" else ("#4292c6" if m[r, c] else "#f0f0f0")
                 ax.add_patch(Rectangle((x0 + c * cell, 3.0 - r * cell), cell, cell, fc=fc, ec="white", lw=1.2))
         ax.add_patch(Rectangle((x0 + cell, 3.0 - cell), cell, cell, fc="none", ec=GRAD, lw=2))
-        ax.text(x0 + 1.5 * cell, 3.0 + cell + 0.2, f"mask {kind}", ha="center", fontsize=10.5, weight="bold")
-        ax.text(x0 + 1.5 * cell, 3.0 - 2 * cell - 0.3, "centre hidden" if kind == "A" else "centre kept",
+        _text(ax, x0 + 1.5 * cell, 3.0 + cell + 0.2, f"mask {kind}", ha="center", fontsize=10.5, weight="bold")
+        _text(ax, x0 + 1.5 * cell, 3.0 - 2 * cell - 0.3, "centre hidden" if kind == "A" else "centre kept",
                 ha="center", fontsize=9)
-    ax.text(5.9, 1.25, "layer 1: mask A (never sees $x_i$);\nlater layers: mask B", ha="center", fontsize=9.5)
+    _text(ax, 5.9, 1.25, "layer 1: mask A (never sees $x_i$);\nlater layers: mask B", ha="center", fontsize=9.5)
 
     def reach(r, c):
         if (r, c) == pixel:
@@ -293,11 +300,11 @@ def masked_convolution_diagram(ax=None, *, n_layers: int = 3, size: int = 9):
     grid(x0, size, reach, f"what pixel $i$ sees after {n_layers} layers")
     for k in range(n_layers):
         ax.add_patch(Rectangle((x0 + k * 1.5, 0.25), 0.3, 0.3, fc=shades[k], ec="white"))
-        ax.text(x0 + k * 1.5 + 0.38, 0.4, f"layer {k + 1}", fontsize=9, va="center")
+        _text(ax, x0 + k * 1.5 + 0.38, 0.4, f"layer {k + 1}", fontsize=9, va="center")
     ax.add_patch(Rectangle((x0, -0.15), 0.3, 0.3, fc="#deebf7", ec="white"))
-    ax.text(x0 + 0.38, 0.0, "past, reached by more layers", fontsize=9, va="center")
+    _text(ax, x0 + 0.38, 0.0, "past, reached by more layers", fontsize=9, va="center")
     ax.add_patch(Rectangle((x0, -0.55), 0.3, 0.3, fc="white", ec="#a0a0a0", hatch="////"))
-    ax.text(x0 + 0.38, -0.4, "blind spot: past, never reached however deep", fontsize=9, va="center")
+    _text(ax, x0 + 0.38, -0.4, "blind spot: past, never reached however deep", fontsize=9, va="center")
     ax.set_ylim(-0.75, 5.0)
     return ax
 
@@ -323,7 +330,7 @@ def vq_vae_diagram(ax=None):
     _arrow(ax, book, qz)
     _arrow(ax, zq, ze, color=GRAD, ls="--", rad=0.42, label="straight-through: the gradient at $z_q$ is copied to $z_e$",
            offset=(0, 1.12))
-    ax.text(12.9, 3.55, "loss = reconstruction $-\\log p_\\theta(x\\mid z_q)$\n"
+    _text(ax, 12.9, 3.55, "loss = reconstruction $-\\log p_\\theta(x\\mid z_q)$\n"
             "+ codebook $\\|\\mathrm{sg}[z_e] - e\\|^2$  (moves the codewords)\n"
             "+ commitment $\\beta\\|z_e - \\mathrm{sg}[e]\\|^2$  (holds the encoder)",
             ha="right", va="center", fontsize=9.5)
@@ -346,22 +353,22 @@ def coupling_layer_diagram(ax=None):
     and a flow as a composition of invertible layers (forward pass to sample, inverse pass for the density)."""
     ax = _canvas(ax, (12, 6.0))
     _title(ax, 0.2, 5.75, "one affine coupling layer")
-    xa = _node(ax, 1.0, 4.6, r"$x_a$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
-    xb = _node(ax, 1.0, 3.0, r"$x_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
-    net = _node(ax, 3.3, 3.8, "network\n" r"$s(x_a),\ t(x_a)$", w=1.9, h=0.8, fc=DECODER, fontsize=10)
-    op = _node(ax, 5.8, 3.0, r"$e^{s}\odot x_b + t$", w=1.7, fc="white")
-    ya = _node(ax, 7.8, 4.6, r"$y_a = x_a$", w=1.3, h=0.6, fc=DATA, shape="ellipse", fontsize=11)
-    yb = _node(ax, 7.8, 3.0, r"$y_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
+    xa = _node(ax, 0.8, 4.6, r"$x_a$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
+    xb = _node(ax, 0.8, 3.0, r"$x_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
+    net = _node(ax, 2.75, 3.8, "network\n" r"$s(x_a),\ t(x_a)$", w=1.9, h=0.8, fc=DECODER, fontsize=10)
+    op = _node(ax, 5.0, 3.0, r"$e^{s}\odot x_b + t$", w=1.75, fc="white")
+    ya = _node(ax, 6.7, 4.6, r"$y_a = x_a$", w=1.3, h=0.6, fc=DATA, shape="ellipse", fontsize=11)
+    yb = _node(ax, 6.7, 3.0, r"$y_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
     _arrow(ax, xa, ya, label="copied", offset=(0.4, 0.2))
     _arrow(ax, xa, net)
-    _arrow(ax, net, op, label=r"$s,\ t$", offset=(0.3, 0.15))
+    _arrow(ax, net, op, label=r"$s,\ t$", offset=(0.35, 0.15))
     _arrow(ax, xb, op)
     _arrow(ax, op, yb)
-    ax.text(8.7, 4.75, r"Jacobian triangular: $\log|\det J| = \sum_j s_j(x_a)$", fontsize=10.5)
-    ax.text(8.7, 4.25, "inverse, without inverting the network:", fontsize=10.5)
-    ax.text(8.9, 3.8, r"$x_a = y_a,\quad x_b = (y_b - t(y_a)) \odot e^{-s(y_a)}$", fontsize=10.5)
-    ax.text(8.7, 3.2, "then a permutation swaps the roles of\n$a$ and $b$ for the next layer ($|\\det| = 1$)",
-            fontsize=10.5, va="center")
+    for k, (line, bold) in enumerate([("Jacobian triangular:", True), (r"$\log|\det J| = \sum_j s_j(x_a)$", False),
+                                      ("inverse, no network inverted:", True), (r"$x_a = y_a$", False),
+                                      (r"$x_b = (y_b - t(y_a)) \odot e^{-s(y_a)}$", False),
+                                      ("then a permutation layer:", True), (r"swaps $a$ and $b$, $|\det| = 1$", False)]):
+        _text(ax, 7.75, 5.0 - 0.42 * k, line, fontsize=10, va="center", weight="bold" if bold else "normal")
     _title(ax, 0.2, 1.95, "a flow: a composition of invertible layers")
     names = [r"$z = h_0$", r"$h_1$", r"$h_2$", r"$x = h_K$"]
     nodes = [_node(ax, 1.0 + 3.3 * k, 1.0, t, w=1.2, h=0.6, fc=NOISE if k == 0 else DATA, shape="ellipse")
@@ -370,8 +377,8 @@ def coupling_layer_diagram(ax=None):
     for k in range(3):
         _arrow(ax, nodes[k], nodes[k + 1], label=labels[k], offset=(0, 0.22), fontsize=11)
         _arrow(ax, (nodes[k + 1].x - 0.65, 0.55), (nodes[k].x + 0.65, 0.55), color=SCORE, ls="--", lw=1.1)
-    ax.text(6.0, 1.55, r"sample: one forward pass, $x = f_K(\cdots f_1(z))$", ha="center", fontsize=10.5)
-    ax.text(6.0, 0.15, r"density: inverse pass, $\log p(x) = \log\pi(f^{-1}(x)) - \sum_k \log|\det J_{f_k}(h_{k-1})|$",
+    _text(ax, 6.0, 1.55, r"sample: one forward pass, $x = f_K(\cdots f_1(z))$", ha="center", fontsize=10.5)
+    _text(ax, 6.0, 0.15, r"density: inverse pass, $\log p(x) = \log\pi(f^{-1}(x)) - \sum_k \log|\det J_{f_k}(h_{k-1})|$",
             ha="center", fontsize=10.5, color=SCORE)
     return ax
 
@@ -380,14 +387,14 @@ def hierarchical_vae_diagram(ax=None):
     r"""Chapter 9 (and chapter 0's survey): a two-level VAE. Left, the generative model
     :math:`z_2 \to z_1 \to x`; right, inference with a bottom-up pass over :math:`x` and a top-down pass shared
     with the generative model, :math:`q_w(z_2\mid x)\,q_w(z_1\mid z_2, x)` (as in the ladder VAE and NVAE)."""
-    ax = _canvas(ax, (9.8, 5.6))
+    ax = _canvas(ax, (10.8, 5.6))
     _title(ax, 0.3, 5.35, "generative model")
     z2 = _node(ax, 1.8, 4.3, r"$z_2 \sim \mathcal{N}(0, I)$", w=2.1, h=0.65, fc=NOISE, shape="ellipse")
     z1 = _node(ax, 1.8, 2.7, r"$z_1$", w=0.8, h=0.6, fc="white", shape="ellipse", fontsize=12)
     x = _node(ax, 1.8, 1.1, r"$x$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
     _arrow(ax, z2, z1, label=r"$p_\theta(z_1\mid z_2)$", offset=(0.85, 0))
     _arrow(ax, z1, x, label=r"$p_\theta(x\mid z_1)$", offset=(0.8, 0))
-    ax.text(1.8, 0.35, "top-down: coarse ($z_2$) to fine", ha="center", fontsize=9.5)
+    _text(ax, 1.8, 0.35, "top-down: coarse ($z_2$) to fine", ha="center", fontsize=9.5)
     _title(ax, 4.6, 5.35, "inference model")
     xi = _node(ax, 5.5, 1.1, r"$x$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
     d1 = _node(ax, 5.5, 2.7, r"$d_1(x)$", w=1.1, fc=ENCODER)
@@ -399,7 +406,7 @@ def hierarchical_vae_diagram(ax=None):
     _arrow(ax, d2, q2)
     _arrow(ax, q2, q1, label="top-down\n(shared with $p_\\theta$)", offset=(1.25, 0))
     _arrow(ax, d1, q1)
-    ax.text(8.0, 1.35, r"$\mathrm{ELBO} = \mathbb{E}_q[\log p_\theta(x\mid z_1)]$" "\n"
+    _text(ax, 8.0, 1.35, r"$\mathrm{ELBO} = \mathbb{E}_q[\log p_\theta(x\mid z_1)]$" "\n"
             r"$\ -\ \mathrm{KL}(q_w(z_2\mid x)\,\|\,p(z_2))$" "\n"
             r"$\ -\ \mathbb{E}_{q}\,\mathrm{KL}(q_w(z_1\mid z_2, x)\,\|\,p_\theta(z_1\mid z_2))$",
             ha="center", va="center", fontsize=10)
