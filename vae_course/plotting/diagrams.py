@@ -194,7 +194,8 @@ def _backward(ax, a: _Node, b: _Node, label: str | None = None, *, color: str = 
 def reparameterised_vae_diagram(ax=None):
     r"""Chapters 4 and 5: the VAE as a stochastic computation graph (Rezende et al., 2014; Schulman et al., 2015).
     Top: :math:`z` drawn from :math:`q_w(z\mid x)` is a random node, the pathwise gradient stops there (the naive
-    zero) and only the score-function path reaches :math:`w`. Bottom: reparameterised, :math:`z = \mu + \sigma\odot
+    zero); the KL term reaches :math:`w` through :math:`\mu, \log\sigma^2`, the reconstruction term only
+    through the score-function path. Bottom: reparameterised, :math:`z = \mu + \sigma\odot
     \varepsilon`; the noise is a leaf, and backpropagation reaches both networks."""
     ax = _canvas(ax, (13, 8.6))
     _title(ax, 0.2, 8.35, "(a) sampling z directly: a random node between the networks")
@@ -204,7 +205,13 @@ def reparameterised_vae_diagram(ax=None):
     _backward(ax, top["dec"], top["z"], r"$\nabla_z$")
     _backward(ax, top["z"], top["stats"], depth=0.45)
     _text(ax, 5.05, 6.05, r"$\times$", color=GRAD, fontsize=20, ha="center", va="center")
-    _text(ax, 4.0, 5.75, r"$\partial z/\partial\mu = 0$: the naive zero", color=GRAD, fontsize=9.5, ha="center", va="center")
+    _text(ax, 5.05, 5.7, r"$\partial z/\partial\mu = 0$: the naive zero", color=GRAD, fontsize=9.5, ha="center", va="center",
+          bbox=dict(fc="white", ec="none", pad=1.0), zorder=5)
+    # the closed-form KL term still differentiates through mu and log sigma^2 to w
+    _arrow(ax, (top["kl"].x - 0.95, top["kl"].y - 0.1), (top["stats"].x - 0.25, top["stats"].y + 0.3), color=GRAD,
+           ls="--", rad=0.25)
+    _backward(ax, top["stats"], top["enc"])
+    _text(ax, 3.3, 5.85, r"$\nabla_w$ (KL only)", ha="center", va="top", fontsize=9.5, color=GRAD)
     _backward(ax, top["z"], top["enc"], "score function: " r"$F(z)\,\nabla_w \log q_w(z\mid x)$", color=SCORE,
               ls=":", depth=1.9, lw=1.8, label_dy=0.05)
     _title(ax, 0.2, 3.6, "(b) reparameterised: the noise is a leaf, gradients reach both networks")
