@@ -360,20 +360,20 @@ def coupling_layer_diagram(ax=None):
     and a flow as a composition of invertible layers (forward pass to sample, inverse pass for the density)."""
     ax = _canvas(ax, (12, 6.0))
     _title(ax, 0.2, 5.75, "one affine coupling layer")
-    xa = _node(ax, 0.8, 4.6, r"$x_a$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
-    xb = _node(ax, 0.8, 3.0, r"$x_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
-    net = _node(ax, 2.75, 3.8, "network\n" r"$s(x_a),\ t(x_a)$", w=1.9, h=0.8, fc=DECODER, fontsize=10)
-    op = _node(ax, 5.0, 3.0, r"$e^{s}\odot x_b + t$", w=1.75, fc="white")
-    ya = _node(ax, 6.7, 4.6, r"$y_a = x_a$", w=1.3, h=0.6, fc=DATA, shape="ellipse", fontsize=11)
+    ha = _node(ax, 0.8, 4.6, r"$h_a$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
+    hb = _node(ax, 0.8, 3.0, r"$h_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
+    net = _node(ax, 2.75, 3.8, "network\n" r"$s(h_a),\ t(h_a)$", w=1.9, h=0.8, fc=DECODER, fontsize=10)
+    op = _node(ax, 5.0, 3.0, r"$e^{s}\odot h_b + t$", w=1.75, fc="white")
+    ya = _node(ax, 6.7, 4.6, r"$y_a = h_a$", w=1.3, h=0.6, fc=DATA, shape="ellipse", fontsize=11)
     yb = _node(ax, 6.7, 3.0, r"$y_b$", w=0.8, h=0.6, fc=DATA, shape="ellipse", fontsize=12)
-    _arrow(ax, xa, ya, label="copied", offset=(0.4, 0.2))
-    _arrow(ax, xa, net)
+    _arrow(ax, ha, ya, label="copied", offset=(0.4, 0.2))
+    _arrow(ax, ha, net)
     _arrow(ax, net, op, label=r"$s,\ t$", offset=(0.35, 0.15))
-    _arrow(ax, xb, op)
+    _arrow(ax, hb, op)
     _arrow(ax, op, yb)
-    for k, (line, bold) in enumerate([("Jacobian triangular:", True), (r"$\log|\det J| = \sum_j s_j(x_a)$", False),
-                                      ("inverse, no network inverted:", True), (r"$x_a = y_a$", False),
-                                      (r"$x_b = (y_b - t(y_a)) \odot e^{-s(y_a)}$", False),
+    for k, (line, bold) in enumerate([("Jacobian triangular:", True), (r"$\log|\det J| = \sum_j s_j(h_a)$", False),
+                                      ("inverse, no network inverted:", True), (r"$h_a = y_a$", False),
+                                      (r"$h_b = (y_b - t(y_a)) \odot e^{-s(y_a)}$", False),
                                       ("then a permutation layer:", True), (r"swaps $a$ and $b$, $|\det| = 1$", False)]):
         _text(ax, 7.75, 5.0 - 0.42 * k, line, fontsize=10, va="center", weight="bold" if bold else "normal")
     _title(ax, 0.2, 1.95, "a flow: a composition of invertible layers")
