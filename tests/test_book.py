@@ -325,6 +325,28 @@ def _course_book():
     return module
 
 
+def test_every_slide_correction_is_boxed_named_and_listed_on_the_sources_page():
+    """One style for the corrections to the slides (issue 15): a ``slide-correction`` admonition with a
+    ``correction-...`` name and a link to book/sources.md, and the sources page links to each one by that name."""
+    boxes = {}
+    for path in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        for body in re.findall(r"```\{admonition\} Correction to lecture \d{3}:.*?\n```", text, flags=re.S):
+            name = re.search(r"^:name: (correction-[\w-]+)$", body, flags=re.M)
+            assert re.search(r"^:class: slide-correction$", body, flags=re.M), f"{path.name}: {body[:80]}"
+            assert name, f"{path.name}: a correction without a :name: correction-...: {body[:80]}"
+            assert "(sources.md)" in body, f"{path.name}: {name.group(1)} does not link to the sources page"
+            assert name.group(1) not in boxes, f"{name.group(1)} used twice"
+            boxes[name.group(1)] = path.name
+        loose = re.findall(r"^> \*\*A correction to the slides", text, flags=re.M)
+        assert not loose, f"{path.name}: a correction outside the admonition style"
+    listed = re.findall(r"^\d+\. \*\*Lecture \d{3}\*\*, \[[^]]*\]\(#(correction-[\w-]+)\)",
+                        (ROOT / "book" / "sources.md").read_text(encoding="utf-8"), flags=re.M)
+    assert sorted(listed) == sorted(boxes), (f"sources.md lists {sorted(set(listed) - set(boxes))} without a box, "
+                                             f"misses {sorted(set(boxes) - set(listed))}")
+    assert len(boxes) >= 22
+
+
 def test_alt_from_source_prefers_a_comment_then_titles_then_plotting_calls():
     alt = _course_book().alt_from_source
     assert alt("# alt: two panels of digits\nplt.show()") == "two panels of digits"
