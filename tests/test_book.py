@@ -17,6 +17,7 @@ look at. Without Chromium the browser tests skip (locally) or fail (when ``CI`` 
 from __future__ import annotations
 
 import functools
+import html.parser
 import http.server
 import importlib.util
 import json
@@ -272,6 +273,90 @@ def test_api_reference_documents_every_module():
 def test_toc_lists_every_chapter_notebook():
     on_disk = sorted(p.with_suffix("").relative_to(ROOT).as_posix() for p in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
     assert sorted(CHAPTERS) == on_disk, "every book/NN_*.ipynb must be a chapter in _toc.yml, and only those"
+
+
+class _Images(html.parser.HTMLParser):
+    """Every ``<img>`` of a page, with its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def test_every_image_in_the_built_book_has_alt_text(book_html):
+    """Diagrams, figures drawn by the chapters, anything: a screen reader gets a description (issue 15)."""
+    missing, seen = [], 0
+    for page in sorted(book_html.rglob("*.html")):
+        parser = _Images()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        seen += len(parser.images)
+        missing += [f"{page.relative_to(book_html)}: {img.get('src', '')[:80]}" for img in parser.images
+                    if not (img.get("alt") or "").strip()]
+    assert seen > 60, f"only {seen} images in the built book?"
+    assert not missing, f"{len(missing)} image(s) without alt text:\n" + "\n".join(missing[:20])
+
+
+# chapters whose figure cells all carry their own alt text (cell metadata "mystnb": {"image": {"alt": ...}});
+# the others get one made by book/_ext/course_book.py from the cell's titles (ImageAltText)
+OWN_ALT_TEXT = ["book/00_preliminaries", "book/01_probabilistic_generators", "book/02_mixture_universality",
+                "book/03_elbo", "book/04_gradient_estimators", "book/07_posterior_collapse"]
+
+
+@pytest.mark.parametrize("chapter", OWN_ALT_TEXT)
+def test_alt_text_of_every_figure_cell_is_written_in_the_chapter(chapter):
+    nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+    figure_cells = [c for c in nb.cells if c.cell_type == "code" and "plt.show()" in c.source]
+    assert figure_cells, f"{chapter}: no figure cells found"
+    bare = [c.source.splitlines()[0] for c in figure_cells
+            if len(str(c.metadata.get("mystnb", {}).get("image", {}).get("alt", "")).strip()) < 40]
+    assert not bare, f"{chapter}: figure cells without a written alt text (mystnb.image.alt): {bare}"
+    figures = re.findall(r"```\{figure\}[^\n]*\n((?::[^\n]*\n)*)", "\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+    assert all(":alt:" in opts for opts in figures), f"{chapter}: a figure directive without :alt:"
+
+
+def _course_book():
+    spec = importlib.util.spec_from_file_location("course_book_ext", ROOT / "book" / "_ext" / "course_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_slide_correction_is_boxed_named_and_listed_on_the_sources_page():
+    """One style for the corrections to the slides (issue 15): a ``slide-correction`` admonition with a
+    ``correction-...`` name and a link to book/sources.md, and the sources page links to each one by that name."""
+    boxes = {}
+    for path in sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+        text = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        for body in re.findall(r"```\{admonition\} Correction to lecture \d{3}:.*?\n```", text, flags=re.S):
+            name = re.search(r"^:name: (correction-[\w-]+)$", body, flags=re.M)
+            assert re.search(r"^:class: slide-correction$", body, flags=re.M), f"{path.name}: {body[:80]}"
+            assert name, f"{path.name}: a correction without a :name: correction-...: {body[:80]}"
+            assert "(sources.md)" in body, f"{path.name}: {name.group(1)} does not link to the sources page"
+            assert name.group(1) not in boxes, f"{name.group(1)} used twice"
+            boxes[name.group(1)] = path.name
+        loose = re.findall(r"^> \*\*A correction to the slides", text, flags=re.M)
+        assert not loose, f"{path.name}: a correction outside the admonition style"
+    listed = re.findall(r"^\d+\. \*\*Lecture \d{3}\*\*, \[[^]]*\]\(#(correction-[\w-]+)\)",
+                        (ROOT / "book" / "sources.md").read_text(encoding="utf-8"), flags=re.M)
+    assert sorted(listed) == sorted(boxes), (f"sources.md lists {sorted(set(listed) - set(boxes))} without a box, "
+                                             f"misses {sorted(set(boxes) - set(listed))}")
+    assert len(boxes) >= 22
+
+
+def test_alt_from_source_prefers_a_comment_then_titles_then_plotting_calls():
+    alt = _course_book().alt_from_source
+    assert alt("# alt: two panels of digits\nplt.show()") == "two panels of digits"
+    src = ('fig, axes = plt.subplots(1, 2)\nvc.plotting.image_grid(x, ax=axes[0], title="real digits")\n'
+           'axes[1].set_title(r"samples, $x \\sim p_\\theta(x\\mid z)$")\nplt.show()')
+    assert alt(src, "5.3 Blur") == "Figure: real digits; samples, x ~ p_theta(x | z) (section 5.3 Blur)"
+    assert alt('ax.set_title(f"beta = {b}: MIG {m:.2f}")') == "Figure: beta = ...: MIG ..."
+    assert alt("vc.plotting.history_curves(h)\nplt.show()", "5.2 Training") == \
+        "Figure drawn by vc.plotting.history_curves (section 5.2 Training)"
+    assert alt("plt.plot(x)", "7.1 What collapse is") == "Figure of section 7.1 What collapse is"
 
 
 def test_vendored_assets_are_present():

@@ -333,3 +333,73 @@ def test_plots_and_widget_smoke():
     w = vc.widgets.q_posterior_widget(M1, x)
     assert len(w.children) >= 2
     plt.close("all")
+
+
+# ---------------------------------------------------------------- the aggregate posterior (section 3.6)
+def _random_encoder(M, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    m, d = M.z_dim, M.x_dim
+    L = torch.randn(m, m, generator=g, dtype=F64) * 0.3 + torch.eye(m, dtype=F64) * 0.5
+    return vc.linear_gaussian.LinearEncoder(torch.randn(m, d, generator=g, dtype=F64) * 0.4,
+                                            torch.randn(m, generator=g, dtype=F64) * 0.5, L @ L.T)
+
+
+def test_posterior_encoder_is_the_exact_posterior():
+    M = correlated_model(F64)
+    x = M.sample(6, generator=torch.Generator().manual_seed(4))
+    enc, post = M.posterior_encoder(), M.posterior(x)
+    torch.testing.assert_close(x @ enc.A.T + enc.c, post.mu)
+    torch.testing.assert_close(enc.cov, post.cov)
+
+
+def test_exact_posterior_averages_to_the_prior():
+    M = correlated_model(F64)
+    split = I.aggregate_split(M, M.posterior_encoder())
+    torch.testing.assert_close(split.q_mean, torch.zeros(2, dtype=F64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(split.q_cov, torch.eye(2, dtype=F64), atol=1e-12, rtol=0)
+    assert abs(split.marginal_kl.item()) < 1e-12
+    assert split.average_kl.item() == pytest.approx(split.mutual_information.item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_aggregate_split_matches_monte_carlo_and_torch(seed):
+    """Each term against an independent estimate (200,000 data points drawn from the model; 5 standard errors),
+    and the identity average = I + KL(q(z) || p(z)) to rounding."""
+    M = model(d=4, m=2, seed=seed)
+    enc = _random_encoder(M, seed)
+    split = I.aggregate_split(M, enc)
+    assert split.average_kl.item() == pytest.approx((split.mutual_information + split.marginal_kl).item(), abs=1e-10)
+    g = torch.Generator().manual_seed(10 + seed)
+    x = M.sample(200_000, generator=g)
+    mean_q = x @ enc.A.T + enc.c  # (N, m)
+    kl_each = kl_normal_full(mean_q, enc.cov, torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
+    assert abs(kl_each.mean() - split.average_kl) < 5 * kl_each.std() / 200_000**0.5
+    q_z = MultivariateNormal(x.mean(0) @ enc.A.T + enc.c, covariance_matrix=torch.cov(mean_q.T) + enc.cov)
+    torch.testing.assert_close(q_z.loc, split.q_mean, atol=0.02, rtol=0)
+    torch.testing.assert_close(q_z.covariance_matrix, split.q_cov, atol=0.02, rtol=0)
+    z = mean_q + torch.randn(200_000, 2, generator=g, dtype=F64) @ torch.linalg.cholesky(enc.cov).T
+    exact_q = MultivariateNormal(split.q_mean, covariance_matrix=split.q_cov)
+    mi_terms = MultivariateNormal(mean_q, covariance_matrix=enc.cov).log_prob(z) - exact_q.log_prob(z)
+    assert abs(mi_terms.mean() - split.mutual_information) < 5 * mi_terms.std() / 200_000**0.5
+    prior = MultivariateNormal(torch.zeros(2, dtype=F64), torch.eye(2, dtype=F64))
+    assert split.marginal_kl.item() == pytest.approx(kl_divergence(exact_q, prior).item(), abs=1e-10)
+
+
+def test_a_mean_field_encoder_averages_to_a_narrower_distribution_than_the_prior():
+    M = correlated_model(F64)
+    exact = M.posterior_encoder()
+    mean_field = exact._replace(cov=torch.diag(1 / torch.diagonal(M.posterior_precision())))
+    split = I.aggregate_split(M, mean_field)
+    assert split.marginal_kl.item() > 0.05
+    # q_cov = I - Lambda^-1 + diag(1/Lambda_ii): each coordinate narrower than the prior's, and correlated
+    torch.testing.assert_close(split.q_cov, torch.eye(2, dtype=F64) - torch.linalg.inv(M.posterior_precision()) + mean_field.cov)
+    assert bool((torch.diagonal(split.q_cov) < 1).all()) and split.q_cov[0, 1].abs() > 0.1
+
+
+def test_aggregate_split_errors_name_the_argument():
+    M = correlated_model(F64)
+    with pytest.raises(TypeError, match="encoder"):
+        I.aggregate_split(M, (torch.zeros(2, 5), torch.zeros(2), torch.eye(2)))
+    with pytest.raises(ValueError, match="encoder: got A"):
+        I.aggregate_split(M, vc.linear_gaussian.LinearEncoder(torch.zeros(2, 4, dtype=F64), torch.zeros(2, dtype=F64),
+                                                              torch.eye(2, dtype=F64)))

@@ -21,7 +21,7 @@ MAX_LINES = 500
 # the chapter that teaches each chapter module (a module may import modules of its own or earlier chapters)
 CHAPTER = {
     "information": 0, "discriminative": 0, "generators": 1, "nets": 1, "mixtures": 2, "linear_gaussian": 2,
-    "inference": 3, "estimators": 4, "objectives": 5, "evaluate": 5, "train": 5, "history": 5, "checkpoint": 5,
+    "inference": 3, "em": 3, "estimators": 4, "objectives": 5, "evaluate": 5, "train": 5, "history": 5, "checkpoint": 5,
     "models.base": 5, "models.priors": 5, "models.encoders": 5, "models.decoders": 5, "models.vae_base": 5,
     "models.vae": 5, "sprites": 6, "disentangle": 6, "models.masked": 7, "models.autoregressive_vae": 7,
     "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8,

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
-    "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
+    "linear_gaussian", "inference", "em", "estimators", "objectives", "models", "history", "checkpoint", "train",
     "evaluate", "sprites", "disentangle", "collapse", "vq", "flows", "beyond", "families", "experiments", "plotting",
     "widgets", "checks", "release", "notebook_setup", "notebook_run", "grade", "cli",
 )

@@ -10,6 +10,7 @@
     vae-course sweep-beta [...]      chapter 6: beta sweep over seeds (the CSV stored with the package)
     vae-course collapse-sweep        chapter 7's free-bits sweep (the JSON stored with the package)
     vae-course hierarchy-sweep       chapter 9's two-level against one-level VAE study (the JSON stored with the package)
+    vae-course diagrams [--check]    the book's schematic diagrams, as SVG files in book/figures
 
 Every subcommand has ``--help``. The parser imports only the module of the subcommand that runs, so
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
@@ -73,6 +74,10 @@ COMMANDS: dict[str, Command] = {
                                "chapter 9: two-level vs one-level VAE at equal size, with remedies, written as JSON",
                                "Train chapter 9's two-level (ladder) VAE and a one-level VAE with as many parameters, "
                                "with and without free bits or warm-up, over seeds; merge the scores into the JSON."),
+    "diagrams": Command("vae_course.plotting.diagrams", "add_arguments", "run",
+                        "draw the book's schematic diagrams as SVG files (book/figures)",
+                        "Draw the schematic diagrams that the chapters include (vae_course.plotting.diagrams) and "
+                        "write them as SVG files to --out; --check only compares."),
 }
 
 

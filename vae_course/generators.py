@@ -1,13 +1,13 @@
 r"""Probabilistic generators: a network computes the statistics of a Gaussian, then we sample it.
 
 A *deterministic* generator (the GAN kind, Goodfellow et al., 2014) maps a latent draw straight to
-a data point, :math:`x = G_w(z)`. A *probabilistic* generator (the VAE decoder, Kingma & Welling,
+a data point, :math:`x = G_\theta(z)`. A *probabilistic* generator (the VAE decoder, Kingma & Welling,
 2014; Tomczak, 2022, ch. 4) lets the network output the statistics of a distribution instead and
 samples from it, in three steps:
 
 1. draw a latent :math:`z \sim p(z) = \mathcal N(0, I_m)`;
-2. compute the statistics :math:`(\mu, \Sigma) = G_w(z)` (one forward pass);
-3. draw :math:`x \sim p_w(x \mid z) = \mathcal N(\mu, \Sigma)`, as :math:`x = \mu + L\varepsilon`,
+2. compute the statistics :math:`(\mu, \Sigma) = G_\theta(z)` (one forward pass);
+3. draw :math:`x \sim p_\theta(x \mid z) = \mathcal N(\mu, \Sigma)`, as :math:`x = \mu + L\varepsilon`,
    :math:`\varepsilon \sim \mathcal N(0, I_d)`, where :math:`L` is a lower-triangular factor with
    :math:`\Sigma = L L^\top` (Cholesky; Bishop, 2006, sec. 11.1.4).
 
@@ -27,7 +27,7 @@ For "full", the diagonal of L goes through softplus plus a floor (:data:`MIN_SCA
 :math:`\Sigma = L L^\top` is symmetric positive definite *by construction*, whatever the weights.
 
 The output is only *conditionally* Gaussian: the model density
-:math:`p_w(x) = \int p_w(x\mid z)\,p(z)\,dz` is an infinite mixture of Gaussians and can take
+:math:`p_\theta(x) = \int p_\theta(x\mid z)\,p(z)\,dz` is an infinite mixture of Gaussians and can take
 almost any shape (chapter 2). Taught in chapter 1 of the book.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ TOY_GENERATORS = ("ring", "banana")
 
 
 class GaussianStats(NamedTuple):
-    r"""The statistics of :math:`p_w(x\mid z) = \mathcal N(\mu, \Sigma)` for a batch of ``z``.
+    r"""The statistics of :math:`p_\theta(x\mid z) = \mathcal N(\mu, \Sigma)` for a batch of ``z``.
 
     ``mu`` ``(..., d)``; ``logvar`` ``(..., d)`` (:math:`\log` of the diagonal of :math:`\Sigma`) for the
     identity / isotropic / diagonal options, else None; ``scale_tril`` ``(..., d, d)`` (the Cholesky
@@ -161,14 +161,14 @@ def tril_from_vector(v: Tensor, d: int, *, min_scale: float = MIN_SCALE) -> Tens
 
 
 class ProbabilisticGenerator(nn.Module):
-    r"""A latent-variable generator with a Gaussian output: :math:`p_w(x\mid z) = \mathcal N(\mu_w(z), \Sigma_w(z))`.
+    r"""A latent-variable generator with a Gaussian output: :math:`p_\theta(x\mid z) = \mathcal N(\mu_\theta(z), \Sigma_\theta(z))`.
 
     Args:
         z_dim: latent size m (:math:`z \sim \mathcal N(0, I_m)`); x_dim: data size d.
         covariance: "identity" | "isotropic" | "diagonal" | "full" (see the module docstring).
         sigma: the fixed standard deviation of "isotropic" (:math:`\Sigma = \sigma^2 I`); must stay 1.0 otherwise.
-        hidden, activation: of the :class:`MLP` :math:`G_w` (``self.net``).
-        net: optional module to use as :math:`G_w` instead of an MLP (e.g. a hand-set map); it must
+        hidden, activation: of the :class:`MLP` :math:`G_\theta` (``self.net``).
+        net: optional module to use as :math:`G_\theta` instead of an MLP (e.g. a hand-set map); it must
             output :func:`n_statistics` numbers per ``z``.
     """
 
@@ -190,7 +190,7 @@ class ProbabilisticGenerator(nn.Module):
         self.net = net
 
     def statistics(self, z: Tensor) -> GaussianStats:
-        r"""Step 2 of the recipe: :math:`(\mu, \Sigma) = G_w(z)` for ``z`` ``(..., z_dim)``."""
+        r"""Step 2 of the recipe: :math:`(\mu, \Sigma) = G_\theta(z)` for ``z`` ``(..., z_dim)``."""
         z = _check_last("z", z, self.z_dim)
         out = self.net(z)  # (..., n_out)
         if out.shape[-1] != self.n_out:
@@ -229,9 +229,9 @@ class ProbabilisticGenerator(nn.Module):
         return (x, z) if return_z else x
 
     def log_prob(self, x: Tensor, z: Tensor) -> Tensor:
-        r""":math:`\log p_w(x\mid z)` in closed form, with the broadcast batch shape of ``x`` and ``z``.
+        r""":math:`\log p_\theta(x\mid z)` in closed form, with the broadcast batch shape of ``x`` and ``z``.
 
-        .. math:: \log p_w(x\mid z) = -\tfrac12\Big(d\log 2\pi + \log|\Sigma| + (x-\mu)^\top\Sigma^{-1}(x-\mu)\Big)
+        .. math:: \log p_\theta(x\mid z) = -\tfrac12\Big(d\log 2\pi + \log|\Sigma| + (x-\mu)^\top\Sigma^{-1}(x-\mu)\Big)
 
         (the normaliser is :math:`(2\pi)^{d/2}|\Sigma|^{1/2}`). ``x`` ``(..., x_dim)``, ``z`` ``(..., z_dim)``.
         """
@@ -246,9 +246,9 @@ class ProbabilisticGenerator(nn.Module):
 
 
 class DeterministicGenerator(nn.Module):
-    r"""The GAN-style generator :math:`x = G_w(z)`: no noise after the network.
+    r"""The GAN-style generator :math:`x = G_\theta(z)`: no noise after the network.
 
-    Every draw lies on the image of :math:`G_w`, a surface of dimension at most ``z_dim``; when
+    Every draw lies on the image of :math:`G_\theta`, a surface of dimension at most ``z_dim``; when
     ``z_dim < x_dim`` that set has zero volume, so :math:`p(x\mid z)` is a point mass and the model
     has no density to evaluate (Goodfellow et al., 2014). Same arguments as :class:`ProbabilisticGenerator`.
     """
@@ -266,13 +266,13 @@ class DeterministicGenerator(nn.Module):
 
     @classmethod
     def from_probabilistic(cls, gen: ProbabilisticGenerator) -> "DeterministicGenerator":
-        """The deterministic generator :math:`x = \\mu_w(z)` that shares ``gen``'s network and drops its noise."""
+        """The deterministic generator :math:`x = \\mu_\\theta(z)` that shares ``gen``'s network and drops its noise."""
         if not isinstance(gen, ProbabilisticGenerator):
             raise TypeError(f"gen: got {type(gen).__name__}; need a ProbabilisticGenerator")
         return cls(gen.z_dim, gen.x_dim, net=_MeanOf(gen))
 
     def forward(self, z: Tensor) -> Tensor:
-        """``x = G_w(z)``: ``(..., z_dim) -> (..., x_dim)``."""
+        """``x = G_\\theta(z)``: ``(..., z_dim) -> (..., x_dim)``."""
         x = self.net(_check_last("z", z, self.z_dim))
         if x.shape[-1] != self.x_dim:
             raise ValueError(f"net: returned last dimension {x.shape[-1]}; need x_dim = {self.x_dim}")

@@ -29,14 +29,15 @@ from . import _validate as check
 from .distributions import (LOG_2PI, DiagonalGaussian, cholesky, kl_normal_full, kl_normal_std, log_normal_diag,
                             reparameterize)
 from .information import MonteCarloEstimate
-from .linear_gaussian import LinearGaussianModel
+from .linear_gaussian import LinearEncoder, LinearGaussianModel
 from .nets import MLP
 from .utils import check_positive_int
 
 __all__ = [
     "ElboEstimate", "BoundGap", "PerSampleFit", "AmortizedFit", "InferenceGaps", "elbo_gaussian", "elbo_closed_form",
     "bound_gap", "mean_field_optimum", "optimize_per_sample", "AmortizedEncoder", "fit_amortized", "inference_gaps",
-    "kl_normal_diag_monte_carlo", "u_minus_log_u", "kl_std_a_form", "kl_std_inverted_variance",
+    "kl_normal_diag_monte_carlo", "u_minus_log_u", "kl_std_a_form", "kl_std_inverted_variance", "AggregateSplit",
+    "aggregate_split",
 ]
 
 
@@ -408,3 +409,48 @@ def kl_std_inverted_variance(mu: Tensor, logvar: Tensor) -> Tensor:
     check.tensor("mu", mu, min_dim=1)
     check.tensor("logvar", logvar, min_dim=1)
     return kl_normal_std(mu, -logvar)  # log(1 / sigma^2) = -logvar
+
+
+class AggregateSplit(NamedTuple):
+    """The average KL term of an encoder split in two, exactly, in nats: ``average_kl`` =
+    ``mutual_information`` + ``marginal_kl``; ``q_mean`` ``(m,)`` and ``q_cov`` ``(m, m)`` describe the aggregate posterior."""
+
+    average_kl: Tensor
+    mutual_information: Tensor
+    marginal_kl: Tensor
+    q_mean: Tensor
+    q_cov: Tensor
+
+
+def aggregate_split(model: LinearGaussianModel, encoder: LinearEncoder) -> AggregateSplit:
+    r"""Does the encoder average to the prior? The aggregate posterior of a linear encoder, exactly.
+
+    With data from the model, :math:`x\sim\mathcal N(b, C)`, :math:`C = WW^\top + \sigma^2 I`, and
+    :math:`q(z\mid x) = \mathcal N(Ax + c, S)`, the aggregate posterior :math:`q(z) = \mathbb E_x\, q(z\mid x)` is
+    :math:`\mathcal N(Ab + c,\ ACA^\top + S)`, and the average KL term splits (Hoffman & Johnson, 2016) as
+
+    .. math:: \mathbb E_x\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big) = I_q(x;z) + \mathrm{KL}\big(q(z)\,\|\,p(z)\big),
+              \qquad I_q(x;z) = \mathbb E_x\mathrm{KL}\big(q(z\mid x)\,\|\,q(z)\big) = \tfrac12\log\frac{|ACA^\top + S|}{|S|}.
+
+    The three terms come from separate formulas (the closed-form KL to :math:`\mathcal N(0, I)` averaged over
+    :math:`x`, the log-determinant ratio, :func:`~vae_course.distributions.kl_normal_full`), so their agreement is a
+    check. For the exact posterior (:meth:`~vae_course.linear_gaussian.LinearGaussianModel.posterior_encoder`),
+    :math:`q(z) = p(z)` and the last term is 0. Args: a :class:`LinearGaussianModel` and a
+    :class:`~vae_course.linear_gaussian.LinearEncoder` with ``A`` ``(m, d)``, ``c`` ``(m,)``, ``cov`` ``(m, m)``.
+    """
+    model = _model(model)
+    if not isinstance(encoder, LinearEncoder):
+        raise TypeError(f"encoder: got {type(encoder).__name__}; need a vae_course.linear_gaussian.LinearEncoder")
+    m, d = model.z_dim, model.x_dim
+    A, c, S = (t.to(model.W.dtype) for t in encoder)
+    if A.shape != (m, d) or c.shape != (m,) or S.shape != (m, m):
+        raise ValueError(f"encoder: got A {tuple(A.shape)}, c {tuple(c.shape)}, cov {tuple(S.shape)}; "
+                         f"need A ({m}, {d}), c ({m},), cov ({m}, {m})")
+    log_det_S = 2 * torch.log(torch.diagonal(cholesky(S, name="encoder.cov"))).sum()
+    spread = A @ model.marginal_cov() @ A.T  # (m, m): Cov_x of the encoder mean
+    q_mean, q_cov = A @ model.b + c, spread + S  # the aggregate posterior
+    # E_x KL(N(Ax + c, S) || N(0, I)) = 1/2 (tr S + E||Ax + c||^2 - m - log|S|)
+    average_kl = 0.5 * (torch.trace(S) + q_mean.pow(2).sum() + torch.trace(spread) - m - log_det_S)
+    mutual_information = 0.5 * (torch.logdet(q_cov) - log_det_S)
+    marginal_kl = kl_normal_full(q_mean, q_cov, torch.zeros_like(q_mean), torch.eye(m, dtype=q_cov.dtype))
+    return AggregateSplit(average_kl, mutual_information, marginal_kl, q_mean, q_cov)

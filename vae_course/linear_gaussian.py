@@ -23,7 +23,7 @@ from . import _validate as check
 from .distributions import cholesky, log_normal_diag, log_normal_full, log_normal_std
 from .utils import check_positive_int, make_generator
 
-__all__ = ["LinearGaussianModel", "FullGaussian"]
+__all__ = ["LinearGaussianModel", "FullGaussian", "LinearEncoder"]
 
 
 class FullGaussian(NamedTuple):
@@ -33,6 +33,15 @@ class FullGaussian(NamedTuple):
     mu: Tensor
     cov: Tensor
 
+
+class LinearEncoder(NamedTuple):
+    r"""A Gaussian encoder whose mean is affine in :math:`x`: :math:`q(z\mid x) = \mathcal N(Ax + c,\ \Sigma_q)`,
+    ``A`` ``(m, d)``, ``c`` ``(m,)``, ``cov`` ``(m, m)`` (the same for every x). The exact posterior of the
+    linear-Gaussian model is one (:meth:`LinearGaussianModel.posterior_encoder`)."""
+
+    A: Tensor
+    c: Tensor
+    cov: Tensor
 
 
 @dataclass
@@ -132,6 +141,13 @@ class LinearGaussianModel:
         cov = torch.cholesky_inverse(L)  # (m, m)
         mu = (x - self.b) @ self.W @ cov / self.sigma**2  # (..., m); cov is symmetric
         return FullGaussian(mu, cov)
+
+    def posterior_encoder(self) -> LinearEncoder:
+        r"""The exact posterior as a :class:`LinearEncoder`: :math:`A = \Lambda^{-1}W^\top/\sigma^2`, :math:`c = -Ab`,
+        :math:`\Sigma_q = \Lambda^{-1}`, so that :math:`Ax + c` is the posterior mean of :meth:`posterior`."""
+        cov = torch.cholesky_inverse(cholesky(self.posterior_precision(), name="posterior precision"))  # (m, m)
+        A = cov @ self.W.T / self.sigma**2  # (m, d)
+        return LinearEncoder(A, -A @ self.b, cov)
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """:math:`\\log p(x\\mid z) = \\log\\mathcal N(x; Wz+b, \\sigma^2 I)`; ``x`` ``(..., d)``, ``z`` ``(..., m)`` broadcast."""

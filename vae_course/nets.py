@@ -1,6 +1,6 @@
 """The fully connected network and the nonlinearities that the chapters' models are built from.
 
-:class:`MLP` is chapter 1's :math:`G_w`, reused by chapter 3's amortised encoder; :data:`ACTIVATIONS`
+:class:`MLP` is chapter 1's :math:`G_\\theta`, reused by chapter 3's amortised encoder; :data:`ACTIVATIONS`
 names every nonlinearity a config may ask for (the VAE encoders and decoders of chapter 5 too).
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ def activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """A fully connected network ``in_dim -> hidden... -> out_dim`` (the generator's :math:`G_w`).
+    """A fully connected network ``in_dim -> hidden... -> out_dim`` (the generator's :math:`G_\\theta`).
 
     Args:
         in_dim, out_dim: input and output sizes (positive ints).

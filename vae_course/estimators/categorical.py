@@ -1,4 +1,4 @@
-r"""Gradient estimators for a categorical latent :math:`z\sim\mathrm{Cat}(\mathrm{softmax}(\theta))`, one-hot (chapter 4).
+r"""Gradient estimators for a categorical latent :math:`z\sim\mathrm{Cat}(\mathrm{softmax}(\ell))`, one-hot (chapter 4).
 
 No reparameterisation exists: the score function still works, straight-through (Bengio et al. 2013; with
 Gumbel noise, Jang et al. 2017, Maddison et al. 2017) trades a bias for a low variance, and
@@ -70,7 +70,7 @@ def _gumbel(shape: tuple[int, ...], generator, dtype) -> Tensor:
 
 
 def categorical_score(index: Tensor, logits: Tensor) -> Tensor:
-    r"""Per-sample score :math:`\nabla_\theta \log\mathrm{softmax}(\theta)_k = e_k - \mathrm{softmax}(\theta)`, ``(..., K)``.
+    r"""Per-sample score :math:`\nabla_\ell \log\mathrm{softmax}(\ell)_k = e_k - \mathrm{softmax}(\ell)`, ``(..., K)``.
 
     ``index``: integer categories ``(...)`` in ``[0, K)``; ``logits``: ``(K,)``."""
     K = _check_logits(logits)
@@ -106,9 +106,9 @@ def _relaxed_terms(F, logits: Tensor, gumbel: Tensor | float, index: Tensor | No
 def score_function_gradient_categorical(F: Callable[[Tensor], Tensor], logits: Tensor, n_samples: int | None = None,
                                         *, baseline: Baseline = None, generator: torch.Generator | None = None,
                                         index: Tensor | None = None, per_sample: bool = False) -> CategoricalGradient:
-    r"""Score-function estimate of :math:`\nabla_\theta\,\mathbb E_{z\sim\mathrm{Cat}(\mathrm{softmax}\,\theta)}[F(z)]`.
+    r"""Score-function estimate of :math:`\nabla_\ell\,\mathbb E_{z\sim\mathrm{Cat}(\mathrm{softmax}\,\ell)}[F(z)]`.
 
-    .. math:: \widehat{\nabla} = \frac1n\sum_i \big(F(e_{k_i})-b_i\big)\big(e_{k_i}-\mathrm{softmax}(\theta)\big)
+    .. math:: \widehat{\nabla} = \frac1n\sum_i \big(F(e_{k_i})-b_i\big)\big(e_{k_i}-\mathrm{softmax}(\ell)\big)
 
     Args:
         F: ``(n, K) -> (n,)`` evaluated at one-hot rows. logits: ``(K,)``.
@@ -126,11 +126,11 @@ def straight_through_gradient_categorical(F: Callable[[Tensor], Tensor], logits:
                                           per_sample: bool = False) -> CategoricalGradient:
     r"""Straight-through estimate: :math:`F` sees the one-hot sample, the gradient flows through a soft version.
 
-    ``relaxation="softmax"`` (Bengio et al. 2013): soft :math:`=\mathrm{softmax}(\theta/\tau)`; with
+    ``relaxation="softmax"`` (Bengio et al. 2013): soft :math:`=\mathrm{softmax}(\ell/\tau)`; with
     :math:`\tau=1` the per-sample estimate is :math:`J_{\mathrm{softmax}}^\top \nabla_z F(e_{k_i})`:
     exact when :math:`F` is linear in :math:`z`, biased otherwise. ``relaxation="gumbel"``
-    (straight-through Gumbel-softmax, Jang et al. 2017): soft :math:`=\mathrm{softmax}((\theta+g)/\tau)`
-    with Gumbel noise :math:`g`, hard :math:`=e_{\arg\max(\theta+g)}` (an exact categorical sample).
+    (straight-through Gumbel-softmax, Jang et al. 2017): soft :math:`=\mathrm{softmax}((\ell+g)/\tau)`
+    with Gumbel noise :math:`g`, hard :math:`=e_{\arg\max(\ell+g)}` (an exact categorical sample).
     ``index`` (``(n,)``) is injectable for the softmax version only.
     """
     K = _check_logits(logits)
@@ -152,7 +152,7 @@ def gumbel_softmax_gradient_categorical(F: Callable[[Tensor], Tensor], logits: T
                                         *, temperature: float = 0.5, generator: torch.Generator | None = None,
                                         per_sample: bool = False) -> CategoricalGradient:
     r"""Relaxed (Gumbel-softmax / Concrete) pathwise gradient: :math:`F` is evaluated at the soft sample
-    :math:`\mathrm{softmax}((\theta+g)/\tau)`, so it is the exact gradient of a *different* objective,
+    :math:`\mathrm{softmax}((\ell+g)/\tau)`, so it is the exact gradient of a *different* objective,
     which tends to :math:`\mathbb E[F]` as :math:`\tau\to0` (while the variance grows).
     Reference: Jang et al. (2017); Maddison et al. (2017).
     """
@@ -166,7 +166,7 @@ def gumbel_softmax_gradient_categorical(F: Callable[[Tensor], Tensor], logits: T
 class CategoricalExact(NamedTuple):
     """The exact expectation ``value`` :math:`\\mathbb E[F]` and its ``gradient`` w.r.t. the logits."""
 
-    value: Tensor                  # () E[F] = softmax(theta) . g
+    value: Tensor                  # () E[F] = softmax(logits) . g
     gradient: CategoricalGradient  # (K,)
 
 

@@ -1,10 +1,10 @@
 r"""Chapter 2: latent-variable generators are (infinite) Gaussian mixtures.
 
-A probabilistic generator draws :math:`z \sim P(z)`, computes :math:`\mu = G_w(z)` and samples
+A probabilistic generator draws :math:`z \sim P(z)`, computes :math:`\mu = G_\theta(z)` and samples
 :math:`x \sim \mathcal N(\mu, s^2 I)`. Its model density is the marginal
 
-.. math:: P_w(x) = \int \mathcal N\big(x;\, G_w(z),\, s^2 I\big)\, P(z)\, dz
-          = \mathbb E_{z\sim P(z)}\big[p_w(x \mid z)\big],
+.. math:: P_\theta(x) = \int \mathcal N\big(x;\, G_\theta(z),\, s^2 I\big)\, P(z)\, dz
+          = \mathbb E_{z\sim P(z)}\big[p_\theta(x \mid z)\big],
 
 a mixture of Gaussians with one component per value of :math:`z`. This module holds
 
@@ -14,9 +14,9 @@ a mixture of Gaussians with one component per value of :math:`z`. This module ho
 * finite mixtures (:func:`mixture_density`, :func:`mixture_log_density`), in :mod:`vae_course.mixtures.finite`;
 * the marginal of a generator by **quadrature** over a latent grid (:func:`latent_grid`,
   :func:`log_marginal_quadrature`) or by **Monte Carlo** (:func:`log_marginal_mc`), both as a
-  weighted log-sum-exp, :math:`\log P_w(x) \approx \operatorname{logsumexp}_k\big(\log w_k +
-  \log p_w(x\mid z_k)\big)`, with :math:`w_k = 1/K` for Monte Carlo; maximum-likelihood fitting of
-  :math:`G_w` through that marginal (:func:`fit_marginal_likelihood`) and the closed-form best single
+  weighted log-sum-exp, :math:`\log P_\theta(x) \approx \operatorname{logsumexp}_k\big(\log w_k +
+  \log p_\theta(x\mid z_k)\big)`, with :math:`w_k = 1/K` for Monte Carlo; maximum-likelihood fitting of
+  :math:`G_\theta` through that marginal (:func:`fit_marginal_likelihood`) and the closed-form best single
   Gaussian (:func:`fit_single_gaussian`), in :mod:`vae_course.mixtures.marginal`;
 * the **naive estimator** :math:`\hat P(x) = \frac1K\sum_k p(x\mid z_k)`, :math:`z_k\sim P(z)`, on a
   linear-Gaussian model whose :math:`P(x)` is exact (:func:`naive_marginal_estimate`,

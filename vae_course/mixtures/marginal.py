@@ -1,10 +1,10 @@
 r"""The marginal of a latent-variable generator, by quadrature or Monte Carlo, and maximum likelihood through it
 (chapter 2).
 
-A generator with :math:`z\sim P(z)` and :math:`x\mid z\sim\mathcal N(G_w(z), s^2 I)` has the density
+A generator with :math:`z\sim P(z)` and :math:`x\mid z\sim\mathcal N(G_\theta(z), s^2 I)` has the density
 
-.. math:: P_w(x) = \int \mathcal N\big(x;\, G_w(z),\, s^2 I\big)\, P(z)\, dz
-          \approx \sum_k w_k\, p_w(x\mid z_k),
+.. math:: P_\theta(x) = \int \mathcal N\big(x;\, G_\theta(z),\, s^2 I\big)\, P(z)\, dz
+          \approx \sum_k w_k\, p_\theta(x\mid z_k),
 
 computed in log space as a weighted log-mean-exp (:func:`vae_course.distributions.log_mean_exp`) over a latent
 grid (:func:`latent_grid`, :func:`log_marginal_quadrature`) or over prior draws (:func:`log_marginal_mc`,
@@ -56,7 +56,7 @@ def latent_grid(n: int, dim: int = 1, *, rule: str = "uniform", dtype: torch.dty
     * ``"uniform"``: evenly spaced nodes on ``[-half_width, half_width]`` (default 8) with weights
       :math:`\propto \mathcal N(z_k; 0, 1)`
       (the trapezoidal rule, renormalised). Constant spacing :math:`\Delta z` everywhere, so
-      the component means :math:`G_w(z_k)` are never further apart than :math:`\max|G_w'|\,\Delta z`:
+      the component means :math:`G_\theta(z_k)` are never further apart than :math:`\max|G_\theta'|\,\Delta z`:
       keep that below the noise :math:`s`, or the model becomes a comb of separate bumps.
     * ``"quantile"``: equal weights :math:`1/n` at :math:`z_k = \Phi^{-1}\big((k-\tfrac12)/n\big)`, the
       midpoint rule in :math:`u=\Phi(z)`; it turns the model into an equal-weight mixture of ``n``
@@ -110,7 +110,7 @@ def _as_points(x: Tensor, x_dim: int | None = None, name: str = "x") -> Tensor:
 
 
 def log_likelihood_matrix(model, x: Tensor, z: Tensor) -> Tensor:
-    r"""All pairs :math:`\log p_w(x_i \mid z_k)`; the decoder runs once on the K latents.
+    r"""All pairs :math:`\log p_\theta(x_i \mid z_k)`; the decoder runs once on the K latents.
 
     Args:
         model: a :class:`vae_course.generators.ProbabilisticGenerator` (anything with ``statistics(z)``
@@ -137,7 +137,7 @@ def log_likelihood_matrix(model, x: Tensor, z: Tensor) -> Tensor:
 
 def log_marginal_quadrature(model, x: Tensor, n: int = 256, *, rule: str = "uniform",
                             half_width: float = UNIFORM_GRID_HALF_WIDTH) -> Tensor:
-    r""":math:`\log P_w(x) \approx \operatorname{logsumexp}_k\big(\log w_k + \log p_w(x\mid z_k)\big)`
+    r""":math:`\log P_\theta(x) \approx \operatorname{logsumexp}_k\big(\log w_k + \log p_\theta(x\mid z_k)\big)`
     over a :func:`latent_grid` of ``n`` nodes per latent dimension (``model.z_dim`` must be small).
 
     Args:
@@ -152,14 +152,14 @@ def log_marginal_quadrature(model, x: Tensor, n: int = 256, *, rule: str = "unif
 
 def log_marginal_mc(model, x: Tensor, n_samples: int = 10_000, *, generator: torch.Generator | None = None,
                     batch_size: int = 4096) -> Tensor:
-    r"""Monte-Carlo :math:`\log \hat P(x) = \operatorname{logsumexp}_k \log p_w(x\mid z_k) - \log K`,
+    r"""Monte-Carlo :math:`\log \hat P(x) = \operatorname{logsumexp}_k \log p_\theta(x\mid z_k) - \log K`,
     :math:`z_k\sim\mathcal N(0, I)`, the same K latents for every ``x``; computed in chunks of
     ``batch_size`` latents with a running log-sum-exp, so memory stays ``N * batch_size``.
 
     :math:`\hat P(x)` is unbiased for :math:`P(x)`; :math:`\log\hat P(x)` is biased low (Jensen).
 
     Returns:
-        ``(N,)`` estimates of :math:`\log P_w(x)`.
+        ``(N,)`` estimates of :math:`\log P_\theta(x)`.
     """
     n_samples = check_positive_int("n_samples", n_samples)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -179,7 +179,7 @@ def log_marginal_mc(model, x: Tensor, n_samples: int = 10_000, *, generator: tor
 class FitHistory:
     """What :func:`fit_marginal_likelihood` did: the loss after each step and how it was computed."""
 
-    losses: list[float] = field(default_factory=list)  # -mean log P_w(x) per step (over its minibatch), nats per point
+    losses: list[float] = field(default_factory=list)  # -mean log P_\theta(x) per step (over its minibatch), nats per point
     method: str = "quadrature"                            # "quadrature" or "mc"
     n_latent: int = 0                                      # grid nodes or MC samples per step
 
@@ -192,12 +192,12 @@ def fit_marginal_likelihood(model: torch.nn.Module, x: Tensor, *, steps: int = 3
                             n_quadrature: int | None = None, n_mc: int | None = None, rule: str = "uniform",
                             half_width: float = UNIFORM_GRID_HALF_WIDTH, batch_size: int | None = None,
                             seed: int = 0) -> FitHistory:
-    r"""Maximum likelihood through the marginal: minimise :math:`-\frac1N\sum_i \log P_w(x_i)` with Adam.
+    r"""Maximum likelihood through the marginal: minimise :math:`-\frac1N\sum_i \log P_\theta(x_i)` with Adam.
 
     With ``n_quadrature`` the marginal is the grid sum of :func:`log_marginal_quadrature` (fixed nodes;
     exact up to the quadrature error, for a latent of dimension 1 or 2). With ``n_mc`` fresh prior
-    samples are drawn every step and the loss is :math:`-\log\frac1K\sum_k p_w(x\mid z_k)`, whose
-    expectation is an upper bound on :math:`-\log P_w(x)` (Jensen) that tightens as K grows.
+    samples are drawn every step and the loss is :math:`-\log\frac1K\sum_k p_\theta(x\mid z_k)`, whose
+    expectation is an upper bound on :math:`-\log P_\theta(x)` (Jensen) that tightens as K grows.
     Full batch by default; with ``batch_size`` each step uses that many points drawn without replacement
     (an unbiased estimate of the full-batch gradient, and ``N / batch_size`` times cheaper).
 
@@ -309,7 +309,7 @@ def capacity_study(target: str, hiddens: Sequence[Sequence[int]] = ((), (2,), (3
                    n_train: int = 2000, n_test: int = 2000, steps: int = 300, lr: float = 0.02,
                    n_quadrature: int = 192, half_width: float = 6.0, batch_size: int | None = None,
                    n_eval: int = 2048, seed: int = 0) -> CapacityStudy:
-    r"""Fit :math:`P_w(x) = \mathbb E_z[\mathcal N(x; G_w(z), \sigma^2 I)]`, 1-D latent, to a toy target of
+    r"""Fit :math:`P_\theta(x) = \mathbb E_z[\mathcal N(x; G_\theta(z), \sigma^2 I)]`, 1-D latent, to a toy target of
     :mod:`vae_course.data` (a name of ``TOY_1D`` or ``TOY_2D``) once per network size in ``hiddens``
     (``()`` is a linear :math:`G`), by :func:`fit_marginal_likelihood` on a ``n_quadrature``-node grid over
     ``[-half_width, half_width]`` (full batch unless ``batch_size`` is given), and compare with
@@ -352,7 +352,7 @@ def quantile_generator_1d(density, z: Tensor, *, lo: float, hi: float, n_grid: i
     :math:`F` is the target's CDF, computed by the trapezoidal rule on ``n_grid`` points of
     ``[lo, hi]`` (the target's mass must lie there) and inverted by linear interpolation. Any
     1-D distribution is the image of a standard normal under this increasing map, which is why a
-    flexible enough :math:`G_w` with a small noise :math:`s` can fit any smooth 1-D target.
+    flexible enough :math:`G_\theta` with a small noise :math:`s` can fit any smooth 1-D target.
 
     Args:
         density: a function from a ``(n_grid,)`` float64 tensor to the target pdf at those points.

@@ -15,3 +15,4 @@ from .vq import *  # noqa: F401,F403
 from .disentangle import *  # noqa: F401,F403
 from .beyond import *  # noqa: F401,F403
 from .families import *  # noqa: F401,F403
+from . import diagrams  # noqa: F401  (vc.plotting.diagrams: the schematic figures, written by `vae-course diagrams`)

@@ -148,8 +148,8 @@ def categorical_gradient_bars(results: Mapping[str, est.EstimatorStats], exact: 
         ax.bar(pos - 0.4 + width * (i + 1.5), s.mean.logits.numpy(), width, yerr=2 * s.stderr.logits.numpy(),
                color=_colour(m, i), label=m, capsize=2)
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_xticks(pos, [f"theta[{k}]" for k in range(K)])
-    ax.set_ylabel("d E[F] / d theta_k")
+    ax.set_xticks(pos, [f"logit {k}" for k in range(K)])
+    ax.set_ylabel("d E[F] / d logit_k")
     ax.legend(fontsize=8, ncol=2)
     if title:
         ax.set_title(title)

@@ -227,10 +227,10 @@ def pixel_noise_grid(mu: Tensor, sigmas: Sequence[float] = (1.0, 0.3, 0.1, 0.0),
 
 def latent_integrand(gen, x_points: Tensor, *, z_range: tuple[float, float] = (-4.0, 4.0), n_grid: int = 2001,
                      ax=None, labels: Sequence[str] | None = None):
-    r"""The integrand :math:`p_w(x\mid z)\,p(z)` of :math:`p_w(x) = \int p_w(x\mid z)\,p(z)\,dz` along a 1-D latent.
+    r"""The integrand :math:`p_\theta(x\mid z)\,p(z)` of :math:`p_\theta(x) = \int p_\theta(x\mid z)\,p(z)\,dz` along a 1-D latent.
 
     One curve per row of ``x_points`` ``(K, x_dim)``; the legend gives the area under each curve
-    (trapezoid rule on ``n_grid`` points of ``z_range``), i.e. :math:`p_w(x)`. Only possible because
+    (trapezoid rule on ``n_grid`` points of ``z_range``), i.e. :math:`p_\theta(x)`. Only possible because
     ``z_dim = 1``: a grid with 2001 points per axis would need :math:`2001^m` points in m latent
     dimensions. Returns the axes.
     """

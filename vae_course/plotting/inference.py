@@ -1,5 +1,5 @@
 """Figures for chapter 3: the ELBO against the exact log-likelihood, q against the true posterior,
-the diagonal-Gaussian KL against Monte Carlo, and the approximation and amortisation gaps."""
+the diagonal-Gaussian KL against Monte Carlo, the approximation and amortisation gaps, and EM's steps."""
 from __future__ import annotations
 
 import math
@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..em import EMFit
 from ..inference import AmortizedFit, BoundGap, InferenceGaps, PerSampleFit, bound_gap
 from ..information import MonteCarloEstimate
 from ..linear_gaussian import LinearGaussianModel
 from .common import new_axes
 
-__all__ = ["plot_bound_gap", "plot_q_vs_posterior", "plot_kl_comparison", "plot_inference_gaps"]
+__all__ = ["plot_bound_gap", "plot_q_vs_posterior", "plot_kl_comparison", "plot_inference_gaps", "plot_em_steps"]
 
 C_LOGP, C_ELBO, C_GAP, C_KL, C_Q = "black", "tab:blue", "tab:red", "tab:orange", "tab:green"
 
@@ -184,4 +185,36 @@ def plot_inference_gaps(per_sample: PerSampleFit, amortized: AmortizedFit, log_p
     bars.set_ylabel(r"mean $\log p(x) - $ELBO (nats)")
     bars.set_ylim(0, 1.25 * float((approx + amort).max()))
     bars.legend(fontsize=8, loc="upper right")
+    return axes
+
+
+def plot_em_steps(fit: EMFit, best_log_px: float, *, steps_shown: int = 6, axes=None):
+    r"""EM on two scales. Left, the ELBO along the first ``steps_shown`` steps: each E-step lifts the ELBO onto
+    :math:`\log p(x)` (circles), each M-step raises the ELBO with q held fixed (triangles), and :math:`\log p(x)`
+    under the new parameters lies above it; the dashed line is ``best_log_px``, the maximum-likelihood value.
+    Right, the distance :math:`\log p_\text{ML} - \log p(x)` after every step, on a log scale. Returns the axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    left, right = axes
+    n = min(steps_shown, len(fit.log_px))
+    lp = list(fit.log_px) + [fit.final_log_px]
+    xs, ys = [], []
+    for k in range(n):
+        xs += [k, k + 0.5]
+        ys += [fit.elbo_e[k], fit.elbo_m[k]]
+    xs.append(n)
+    ys.append(lp[n])
+    left.plot(xs, ys, color=C_ELBO, lw=1.5, label="ELBO(q, theta) along EM")
+    left.plot(range(n + 1), lp[: n + 1], "o", color=C_LOGP, label="log p(x) = ELBO after the E-step")
+    left.plot([k + 0.5 for k in range(n)], fit.elbo_m[:n], "^", color=C_KL, label="ELBO after the M-step (q fixed)")
+    left.axhline(best_log_px, color="gray", ls="--", lw=1, label="maximum likelihood (closed form)")
+    left.set_xlabel("EM step")
+    left.set_ylabel("mean over the data (nats)")
+    left.set_title(f"the first {n} steps")
+    left.legend(fontsize=8, loc="lower right")
+    gap = np.maximum(best_log_px - np.asarray(lp), 1e-16)
+    right.semilogy(range(len(lp)), gap, "o-", ms=3, color=C_GAP)
+    right.set_xlabel("EM step")
+    right.set_ylabel(r"$\log p_\mathrm{ML} - \log p(x)$ (nats)")
+    right.set_title("distance to the maximum likelihood")
     return axes

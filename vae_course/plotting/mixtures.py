@@ -135,7 +135,7 @@ def fitted_density_2d(density, *, data: Tensor | None = None, xlim: tuple[float,
     if curve is not None:
         with torch.no_grad():
             mu = curve.statistics(torch.linspace(-3, 3, 400)[:, None]).mu
-        ax.plot(*_np(mu).T, color="cyan", lw=1, label="$G_w(z)$, $z\\in[-3,3]$")
+        ax.plot(*_np(mu).T, color="cyan", lw=1, label="$G_\\theta(z)$, $z\\in[-3,3]$")
         ax.legend(fontsize=7, loc="lower left")
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
@@ -145,7 +145,7 @@ def fitted_density_2d(density, *, data: Tensor | None = None, xlim: tuple[float,
 
 
 def generator_maps_1d(models: Mapping[str, object], *, ideal: Tensor | None = None, z_range=(-3.0, 3.0), ax=None):
-    r"""The learned maps :math:`z\mapsto G_w(z)` of 1-D generators (label -> model), and ``ideal``: values of
+    r"""The learned maps :math:`z\mapsto G_\theta(z)` of 1-D generators (label -> model), and ``ideal``: values of
     :math:`F^{-1}(\Phi(z))` on the same 300-point z grid (see :func:`vae_course.mixtures.quantile_generator_1d`).
 
     The prior is symmetric, so :math:`G(-z)` fits exactly as well as :math:`G(z)`: if the last model is
@@ -163,7 +163,7 @@ def generator_maps_1d(models: Mapping[str, object], *, ideal: Tensor | None = No
     for label, mu in maps.items():
         ax.plot(_np(z[:, 0]), _np(mu), lw=1.6, label=label)
     ax.set_xlabel("latent $z$")
-    ax.set_ylabel(r"$\mu = G_w(z)$")
+    ax.set_ylabel(r"$\mu = G_\theta(z)$")
     ax.legend(fontsize=7)
     return ax
 
