@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from ..checks import Exercise
+from ..notebook_setup import TAG
 
 __all__ = ["Answer", "Extracted", "extract", "safe_number", "setup_source", "SAFE_MATH"]
 
@@ -89,8 +90,10 @@ def safe_number(source: str) -> float | type(Ellipsis):
 
 
 def setup_source(reference: nbformat.NotebookNode) -> str:
-    """The instructor's setup: the first code cell of the reference notebook."""
-    return next((c.source for c in reference.cells if c.cell_type == "code"), "")
+    """The instructor's setup: the first code cell of the reference notebook after its Colab setup cell (the cell
+    tagged :data:`vae_course.notebook_setup.TAG` installs the package; the grader's environment has it)."""
+    return next((c.source for c in reference.cells
+                 if c.cell_type == "code" and TAG not in c.get("metadata", {}).get("tags", [])), "")
 
 
 def _kept(node: ast.stmt) -> bool:
