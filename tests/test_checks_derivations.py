@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import distributions as dist
 
-from vae_course.checks import FAIL, PASS, ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
+from vae_course.checks import FAIL, PASS, ch00, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10
+from vae_course.grade.answers import safe_number
 
 DERIVATIONS = {  # check, expected answer, hints
     "ch00": (ch00.check_image_code_length, ch00.image_code_length, ch00._code_length_hints),
@@ -19,6 +20,8 @@ DERIVATIONS = {  # check, expected answer, hints
     "ch06": (ch06.check_total_correlation, ch06.total_correlation, ch06._tc_hints),
     "ch07": (ch07.check_unit_kl, ch07.unit_kl, ch07._unit_hints),
     "ch08": (ch08.check_code_length, ch08.vq_code_length, ch08._code_hints),
+    "ch09": (ch09.check_planar_point, ch09.planar_point, ch09._planar_point_hints),
+    "ch10": (ch10.check_image_bits_per_dim, ch10.image_bits_per_dim, ch10._image_bpd_hints),
 }
 HINTS = [(k, hint) for k, (_, _, hints) in DERIVATIONS.items() for hint in hints()]
 
@@ -90,6 +93,37 @@ def test_ch08_the_code_length_is_49_categorical_kls():
     one_hot[3] = 1.0
     per_position = dist.kl_divergence(dist.Categorical(probs=one_hot), dist.Categorical(probs=torch.full((k,), 1.0 / k, dtype=torch.float64)))
     assert ch08.vq_code_length() == pytest.approx(49 * float(per_position), rel=1e-10)
+
+
+def test_ch09_the_planar_log_det_is_the_autograd_jacobians():
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    w, u, b = t(ch09.DERIVATION_W), t(ch09.DERIVATION_U), ch09.DERIVATION_B
+    jac = torch.autograd.functional.jacobian(lambda z: z + u * torch.tanh(z @ w + b), t(ch09.DERIVATION_Z))  # (2, 2)
+    sign, log_abs_det = torch.linalg.slogdet(jac)
+    assert float(sign) == 1.0
+    assert ch09.planar_point() == pytest.approx(float(log_abs_det), rel=1e-12)
+
+
+def test_ch10_the_bits_per_dim_by_enumerating_every_2x2_image():
+    # the joint of all 16 images from torch.distributions' Bernoulli conditionals: normalised, and the image's entry
+    images = torch.cartesian_prod(*[torch.tensor([0.0, 1.0], dtype=torch.float64)] * 4)  # (16, 4), raster order
+    p_given = torch.tensor([ch10.DERIVATION_P_GIVEN[0], ch10.DERIVATION_P_GIVEN[1]], dtype=torch.float64)
+    p_one = torch.cat([torch.full((16, 1), ch10.DERIVATION_P_FIRST, dtype=torch.float64),
+                       p_given[images[:, :-1].long()]], dim=1)  # (16, 4): p(x_i = 1 | x_{i-1})
+    log_joint = dist.Bernoulli(probs=p_one).log_prob(images).sum(-1)  # (16,)
+    assert float(log_joint.exp().sum()) == pytest.approx(1.0, abs=1e-12)
+    row = (images == torch.tensor(ch10.DERIVATION_IMAGE, dtype=torch.float64)).all(-1)
+    assert int(row.sum()) == 1
+    assert ch10.image_bits_per_dim() == pytest.approx(-float(log_joint[row]) / (4 * math.log(2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("source, key", [
+    ("math.log(1 + 1.6 * (1 - math.tanh(0.6) ** 2))", "ch09"),
+    ("-math.log2(0.5 * 0.8 * 0.2 * 0.3) / 4", "ch10"),
+])
+def test_a_hand_worked_expression_is_accepted_by_the_grader_and_passes(source, key):
+    # the grader evaluates an answer with math functions only (tanh among them, which a planar layer needs)
+    assert DERIVATIONS[key][0](safe_number(source)).status == PASS
 
 
 @pytest.mark.parametrize("key", DERIVATIONS)

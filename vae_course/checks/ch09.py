@@ -11,6 +11,7 @@ r"""Checks for the chapter 9 exercises (``solutions/09_beyond_vae.ipynb``).
    on chapter 3's model).
 4. ``vamp_log_prob(z, mu, logvar)``: :math:`\log\frac1K\sum_k\mathcal N(z;\mu_k,\mathrm{diag}\,e^{\ell_k})`, the VampPrior's
    log-density from its components (Tomczak & Welling, 2018).
+5. Derivation: the log-determinant of one planar layer at a given point, worked out by hand (0.7601 nats).
 
 Each compares the student's function with the package's reference (:func:`vae_course.flows.planar_log_det`,
 :func:`vae_course.inference.bound_gap`'s formula, :func:`vae_course.models.equal_mixture_log_prob`) on seeded inputs and
@@ -28,9 +29,10 @@ from torch import Tensor, nn
 from ..flows import planar_log_det
 from ..models import equal_mixture_log_prob
 from ..models.base import LossTerms
-from ._core import Case, CheckResult, Mistake, check_function
+from ._core import Case, CheckResult, Mistake, check_function, check_value
 
-__all__ = ["check_planar_log_det", "check_flow_elbo", "check_mean_field_gap", "check_vamp_log_prob"]
+__all__ = ["check_planar_log_det", "check_flow_elbo", "check_mean_field_gap", "check_vamp_log_prob",
+           "check_planar_point"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
@@ -38,6 +40,7 @@ EXERCISE_NAMES = {
     "check_flow_elbo": "Exercise 2 (build task: the ELBO of a flow posterior)",
     "check_mean_field_gap": "Exercise 3 (derivation: the gap of the best diagonal q)",
     "check_vamp_log_prob": "Exercise 4 (VampPrior log-density)",
+    "check_planar_point": "Derivation (a planar layer's log-determinant at one point)",
 }
 BUILD_TARGET = 0.15  # nats: the gap a flow posterior trained with the student's ELBO must reach (diagonal q: 0.908)
 
@@ -252,3 +255,42 @@ def check_vamp_log_prob(student_fn) -> CheckResult:
     """Exercise 4: ``vamp_log_prob(z, mu, logvar)``, ``z`` ``(..., m)``, ``mu``, ``logvar`` ``(K, m)`` -> ``(...)``."""
     return check_function(EXERCISE_NAMES["check_vamp_log_prob"], student_fn, equal_mixture_log_prob, _vamp_cases(),
                           mistakes=_VAMP_MISTAKES)
+
+
+# ---------------------------------------------------------------- derivation: one planar layer at one point
+# f(z) = z + u tanh(w.z + b) at z = (0.4, 0.2): w.z + b = 0.6 and u.w = 1.6
+DERIVATION_W, DERIVATION_U, DERIVATION_B, DERIVATION_Z = (1.0, 2.0), (0.6, 0.5), -0.2, (0.4, 0.2)
+
+
+def planar_point(w=DERIVATION_W, u=DERIVATION_U, b: float = DERIVATION_B, z=DERIVATION_Z) -> float:
+    r""":math:`\log|1 + u^\top\psi|`, :math:`\psi = (1 - \tanh^2(w^\top z + b))\,w`, at one point (the package's
+    :func:`vae_course.flows.planar_log_det`); ``w``, ``u``, ``z``: sequences of length m, ``b`` a float."""
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    return float(planar_log_det(t(z), t(w), t(u), t([b])))
+
+
+def _planar_point_hints() -> dict[str, float]:
+    (w1, w2), (u1, u2), b, (z1, z2) = DERIVATION_W, DERIVATION_U, DERIVATION_B, DERIVATION_Z
+    a, uw = w1 * z1 + w2 * z2 + b, u1 * w1 + u2 * w2
+    d = 1 - math.tanh(a) ** 2  # tanh'(a)
+    return {
+        "the 1 is missing: the Jacobian is I + u psi^T, and the matrix determinant lemma gives det = 1 + u^T psi, "
+        "not u^T psi.": math.log(abs(uw * d)),
+        "you used tanh(a) where its derivative belongs: tanh'(a) = 1 - tanh(a)^2.": math.log(abs(1 + uw * math.tanh(a))),
+        "the derivative of tanh is 1 - tanh(a)^2; the square is missing.": math.log(abs(1 + uw * (1 - math.tanh(a)))),
+        "the derivative of tanh is missing: psi = tanh'(w^T z + b) w, with tanh'(a) = 1 - tanh(a)^2, not w alone.":
+            math.log(abs(1 + uw)),
+        "the bias is missing from the argument of tanh: a = w^T z + b.": math.log(abs(1 + uw * (1 - math.tanh(a - b) ** 2))),
+        "psi is tanh'(a) times the vector w: the lemma needs u^T psi = tanh'(a) (u^T w), not tanh'(a) times the sum of u.":
+            math.log(abs(1 + (u1 + u2) * d)),
+        "the sign is flipped: this is log|det| of the forward layer, log|1 + u^T psi|, positive here since "
+        "1 + u^T psi > 1.": -math.log(abs(1 + uw * d)),
+        "that is a base-10 logarithm; the log-determinant is a natural log, in nats.": math.log10(abs(1 + uw * d)),
+    }
+
+
+def check_planar_point(value) -> CheckResult:
+    """Derivation: log|det| of f(z) = z + u tanh(w.z + b) at w = (1, 2), u = (0.6, 0.5), b = -0.2, z = (0.4, 0.2)
+    (about 0.7601 nats)."""
+    return check_value(EXERCISE_NAMES["check_planar_point"], value, planar_point(), rtol=1e-3,
+                       hints=_planar_point_hints(), what="`planar_log_det_nats`", unit="nats")

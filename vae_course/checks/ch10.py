@@ -6,6 +6,8 @@ r"""Checks for the appendix A exercises (``solutions/10_model_families.ipynb``).
 3. ``dequantized_bits_per_dim(log_density, n_pixels, n_levels)``: :math:`-(\log p(v) - D\log L)/(D\ln 2)`.
 4. ``two_layer_log_density(x, a, b, c)`` (the derivation): :math:`\log p(x)` of the flow
    coupling :math:`(z_1,\ z_2e^{az_1}+b)`, swap, coupling :math:`(g_1,\ g_2e^{cg_1})`, from :math:`z\sim\mathcal N(0, I_2)`.
+5. Derivation: the bits per dimension of one :math:`2\times2` binary image under a finite-memory model (memory 1) with
+   stated conditionals, worked out by hand (1.3452 bits).
 
 Each compares the student's function with the package's reference (:func:`vae_course.families.finite_memory_mask`,
 :func:`vae_course.families.dequantized_bound` and :func:`vae_course.evaluate.bits_per_dim`; the closed form of
@@ -25,10 +27,10 @@ from torch import Tensor
 from ..evaluate import bits_per_dim
 from ..families.autoregressive import finite_memory_mask as _mask
 from ..families.coupling_flow import dequantized_bound
-from ._core import Case, CheckResult, Mistake, check_function
+from ._core import Case, CheckResult, Mistake, check_function, check_value
 
 __all__ = ["check_finite_memory_mask", "check_coupling_log_det", "check_dequantized_bits_per_dim",
-           "check_two_layer_log_density"]
+           "check_two_layer_log_density", "check_image_bits_per_dim"]
 
 # The name each check reports (CheckResult.exercise); vae_course.checks.registry reads it from here.
 EXERCISE_NAMES = {
@@ -36,6 +38,7 @@ EXERCISE_NAMES = {
     "check_coupling_log_det": "Exercise 2 (log-determinant of an affine coupling)",
     "check_dequantized_bits_per_dim": "Exercise 3 (dequantised bits per dimension)",
     "check_two_layer_log_density": "Exercise 4 (derivation: a two-coupling flow by hand)",
+    "check_image_bits_per_dim": "Derivation (bits per dimension of a 2x2 image under a memory-1 model)",
 }
 
 LOG_2PI = math.log(2 * math.pi)
@@ -210,3 +213,48 @@ def check_two_layer_log_density(student_fn) -> CheckResult:
     """Exercise 4: ``two_layer_log_density(x, a, b, c)``, ``x`` ``(B, 2)``, floats ``a, b, c`` -> ``(B,)``."""
     return check_function(EXERCISE_NAMES["check_two_layer_log_density"], student_fn, two_layer_log_density_reference,
                           _two_layer_cases(), mistakes=_TWO_LAYER_MISTAKES)
+
+
+# ---------------------------------------------------------------- derivation: one image's bits per dimension
+# The image [[1, 1], [0, 1]] in raster order; memory 1: p(x_1 = 1) = 0.5, p(x_i = 1 | x_{i-1}) from the table.
+DERIVATION_IMAGE = (1, 1, 0, 1)
+DERIVATION_P_FIRST = 0.5
+DERIVATION_P_GIVEN = {0: 0.3, 1: 0.8}  # p(x_i = 1 | x_{i-1} = key)
+
+
+def _log_p_image(image=DERIVATION_IMAGE, p_first: float = DERIVATION_P_FIRST, p_given=None) -> float:
+    r""":math:`\log p(x) = \log\mathrm{Bern}(x_1; p_1) + \sum_{i\ge2}\log\mathrm{Bern}(x_i; p(\cdot\mid x_{i-1}))` in nats."""
+    p_given = DERIVATION_P_GIVEN if p_given is None else p_given
+    probs = [p_first] + [p_given[prev] for prev in image[:-1]]  # p(x_i = 1 | context), one per pixel
+    return sum(math.log(p if x == 1 else 1 - p) for x, p in zip(image, probs))
+
+
+def image_bits_per_dim(image=DERIVATION_IMAGE, p_first: float = DERIVATION_P_FIRST, p_given=None) -> float:
+    r""":math:`-\log p(x) / (D\ln 2)` of a binary ``image`` (a sequence of D zeros and ones, raster order) under the
+    memory-1 model with :math:`p(x_1 = 1) =` ``p_first`` and :math:`p(x_i = 1\mid x_{i-1} = v) =` ``p_given[v]``
+    (the chain rule of appendix A.1; :func:`vae_course.evaluate.bits_per_dim`)."""
+    return float(bits_per_dim(_log_p_image(image, p_first, p_given), len(image)))
+
+
+def _image_bpd_hints() -> dict[str, float]:
+    x, p1, pg = DERIVATION_IMAGE, DERIVATION_P_FIRST, DERIVATION_P_GIVEN
+    d, log_p = len(x), _log_p_image()
+    ones_only = sum(math.log(p) for p in [p1] + [pg[prev] for prev in x[:-1]])  # p(x_i = 1) used for every pixel
+    return {
+        "that is in nats per pixel; bits per dimension divides -log p(x) by D ln 2.": -log_p / d,
+        "that is the whole image's code length in bits; divide by the D = 4 pixels.": -log_p / math.log(2),
+        "a pixel that is 0 has probability 1 - p(x_i = 1 | x_{i-1}), not p(x_i = 1 | x_{i-1}).":
+            -ones_only / (d * math.log(2)),
+        "the first pixel's factor p(x_1) = 0.5 is missing: the chain rule has one factor per pixel, the first one "
+        "with no context.": -(log_p - math.log(p1)) / (d * math.log(2)),
+        "the sign is flipped: bits per dimension is -log2 p(x) / D, positive for a probability below 1.":
+            log_p / (d * math.log(2)),
+        "that is a base-10 logarithm; bits are base 2: -log p(x) / (D ln 2).": -log_p / (d * math.log(10)),
+    }
+
+
+def check_image_bits_per_dim(value) -> CheckResult:
+    """Derivation: bits per dimension of the image [[1, 1], [0, 1]] under the memory-1 model with p(x_1 = 1) = 0.5,
+    p(x_i = 1 | x_{i-1} = 1) = 0.8, p(x_i = 1 | x_{i-1} = 0) = 0.3 (about 1.3452 bits)."""
+    return check_value(EXERCISE_NAMES["check_image_bits_per_dim"], value, image_bits_per_dim(), rtol=1e-3,
+                       hints=_image_bpd_hints(), what="`bits_per_dim_2x2`", unit="bits")

@@ -149,12 +149,14 @@ EXERCISES: tuple[Exercise, ...] = (
               ("planar_log_det", ch09.check_planar_log_det),
               ("flow_elbo", ch09.check_flow_elbo),
               ("mean_field_gap", ch09.check_mean_field_gap),
-              ("vamp_log_prob", ch09.check_vamp_log_prob)),
+              ("vamp_log_prob", ch09.check_vamp_log_prob),
+              ("planar_log_det_nats", ch09.check_planar_point, "value")),
     *_chapter(ch10, "10_model_families.ipynb",
               ("finite_memory_mask", ch10.check_finite_memory_mask),
               ("coupling_log_det", ch10.check_coupling_log_det),
               ("dequantized_bits_per_dim", ch10.check_dequantized_bits_per_dim),
-              ("two_layer_log_density", ch10.check_two_layer_log_density)),
+              ("two_layer_log_density", ch10.check_two_layer_log_density),
+              ("bits_per_dim_2x2", ch10.check_image_bits_per_dim, "value")),
 )
 """Every exercise of chapters 0-9 and of appendix A (chapter 10), chapter by chapter and in notebook order."""
 

@@ -29,7 +29,8 @@ from ..notebook_setup import TAG
 __all__ = ["Answer", "Extracted", "extract", "safe_number", "setup_source", "SAFE_MATH"]
 
 SAFE_MATH = frozenset({"log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "pi", "e", "tau", "cos", "sin", "tan",
-                       "atan", "atan2", "asin", "acos", "erf", "erfc", "lgamma", "gamma", "fabs", "pow"})
+                       "atan", "atan2", "asin", "acos", "tanh", "sinh", "cosh", "erf", "erfc", "lgamma", "gamma",
+                       "fabs", "pow"})
 _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Mod, ast.FloorDiv, ast.USub, ast.UAdd)
 
 
