@@ -207,7 +207,8 @@ def _attack(folder: Path, name: str, extra: str, *, at_top: bool = True, body: s
     nb = nbformat.read(path, as_version=4)
     cell = nbformat.v4.new_code_cell(extra)
     cell["id"] = "attack"
-    nb.cells.insert(2, cell) if at_top else nb.cells.append(cell)
+    setup = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import vae_course" in c.source)
+    nb.cells.insert(setup + 1, cell) if at_top else nb.cells.append(cell)
     nbformat.write(nb, path)
     return path
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import math
+import types  # noqa: F401  (the return annotation of safe_number)
 from dataclasses import dataclass, field
 
 import nbformat
@@ -76,7 +77,7 @@ def _is_safe(node: ast.AST) -> bool:
     return False
 
 
-def safe_number(source: str) -> float | type(Ellipsis):
+def safe_number(source: str) -> "float | types.EllipsisType":
     """Evaluate ``source``, a number or an arithmetic expression of numbers and ``math`` functions; ``...`` stays
     ``...`` (not answered). Raises ValueError (with a sentence for the student) for anything else."""
     try:
