@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
     "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
-    "schedules", "quality", "evaluate", "sprites", "disentangle", "collapse", "vq", "pretrained", "experiments",
-    "plotting", "widgets", "checks", "release", "grade", "cli",
+    "schedules", "quality", "evaluate", "aggregate", "sprites", "disentangle", "collapse", "vq", "pretrained",
+    "experiments", "plotting", "widgets", "checks", "release", "grade", "cli",
 )
 __all__ = ["__version__", *SUBMODULES]
 

@@ -13,3 +13,4 @@ from .vae import *  # noqa: F401,F403
 from .collapse import *  # noqa: F401,F403
 from .vq import *  # noqa: F401,F403
 from .disentangle import *  # noqa: F401,F403
+from .stats import *  # noqa: F401,F403
