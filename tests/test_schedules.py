@@ -52,3 +52,22 @@ def test_bad_arguments_are_named():
         CosineSchedule(opt, 1e-3, 10, final=2.0)
     with pytest.raises(ValueError, match="total_steps"):
         CosineSchedule(opt, 1e-3, 0)
+
+
+def test_fit_cosine_is_fit_with_the_schedule_over_its_epochs_and_learns():
+    data = vc.data.digits(binarize="dynamic")
+    torch.manual_seed(0)
+    a = vc.models.VAE(x_shape=(1, 8, 8), z_dim=4, hidden=64)
+    steps = []
+    h = vc.schedules.fit_cosine(a, data, epochs=3, lr=1e-2, warmup=5, progress=False, device="cpu",
+                                loss_kwargs=lambda e, s, n: steps.append(s) or {})
+    torch.manual_seed(0)
+    b = vc.models.VAE(x_shape=(1, 8, 8), z_dim=4, hidden=64)
+    opt = vc.train.make_optimizer(b, 1e-2)
+    n = 3 * math.ceil(len(data.x_train) / 128)
+    vc.train.fit(b, data, epochs=3, optimizer=opt, loss_kwargs=CosineSchedule(opt, 1e-2, n, warmup=5), progress=False,
+                 device="cpu")
+    assert steps == list(range(n))  # the inner schedule saw every step
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert opt.param_groups[0]["lr"] == pytest.approx(cosine_lr(n - 1, n, 1e-2, warmup=5))
+    assert h.test["loss"][-1] < h.test["loss"][0]

@@ -50,7 +50,7 @@ from .utils import check_positive_int, make_generator, stored_file
 
 __all__ = ["FeatureNetConfig", "FeatureNet", "FeatureNetFit", "train_feature_net", "feature_net", "STORED_FEATURES",
            "features", "FeatureStats", "feature_stats", "frechet_distance", "classifier_score", "reference_digits",
-           "real_digits", "SampleQuality", "sample_quality"]
+           "real_digits", "blur_images", "SampleQuality", "sample_quality"]
 
 STORED_FEATURES = "digit_features.pt"  # vae_course/stored/, written by `vae-course pretrain digit-features`
 IMAGE_SHAPE = (1, 28, 28)
@@ -255,6 +255,18 @@ def reference_digits() -> Tensor:
 def real_digits() -> Tensor:
     """The other 500 test digits (50 per class), ``(500, 1, 28, 28)``: score them to get the real-digit floor."""
     return _halves()[0].clone()
+
+
+def blur_images(images: Tensor, passes: int = 1) -> Tensor:
+    r"""Images ``(N, 1, H, W)`` convolved ``passes`` times with the 5x5 binomial kernel
+    :math:`\frac1{256}(1, 4, 6, 4, 1)^\top(1, 4, 6, 4, 1)` (a Gaussian blur of standard deviation 1 pixel per pass):
+    a reference point for the scores, digits with the right shapes and soft strokes."""
+    check.tensor("images", images, min_dim=4)
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=images.dtype, device=images.device)
+    kernel = (k[:, None] * k[None]) / 256  # (5, 5), sums to 1
+    for _ in range(check_positive_int("passes", passes)):
+        images = F.conv2d(images, kernel[None, None], padding=2)
+    return images
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,10 +19,13 @@ import math
 from typing import Callable
 
 import torch
+from torch import nn
 
+from .history import History
+from .train import fit, make_optimizer
 from .utils import check_positive_int
 
-__all__ = ["cosine_lr", "CosineSchedule"]
+__all__ = ["cosine_lr", "CosineSchedule", "fit_cosine"]
 
 
 def cosine_lr(step: int, total_steps: int, lr: float, *, warmup: int = 0, final: float = 0.0) -> float:
@@ -76,3 +79,16 @@ class CosineSchedule:
         if callable(self.inner):
             return self.inner(epoch, step, n_steps)
         return dict(self.inner or {})
+
+
+def fit_cosine(model: nn.Module, data, *, epochs: int, lr: float, warmup: int = 0, final: float = 0.0,
+               batch_size: int = 128, **fit_kwargs) -> History:
+    """:func:`~vae_course.train.fit` with Adam (:func:`~vae_course.train.make_optimizer`) and a :class:`CosineSchedule`
+    over exactly these ``epochs``: ``warmup`` steps up to ``lr``, then a cosine decay to ``final * lr``. Other keyword
+    arguments go to ``fit`` (a ``loss_kwargs`` given there runs inside the schedule)."""
+    n = len(data.x_train) if hasattr(data, "x_train") else len(data)
+    steps = check_positive_int("epochs", epochs) * math.ceil(n / check_positive_int("batch_size", batch_size))
+    opt = make_optimizer(model, lr)
+    schedule = CosineSchedule(opt, lr, steps, warmup=warmup, final=final, inner=fit_kwargs.pop("loss_kwargs", None))
+    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=opt, loss_kwargs=schedule,
+               **fit_kwargs)

@@ -63,7 +63,7 @@ def _codes() -> datasets.ImageData:
 VQ_ARCH = dict(n_codes=64, code_dim=8, channels=(32, 64), codebook="ema", restart_every=10)  # chapter 8's, wider
 RECIPES: dict[str, Recipe] = {
     "vae-mnist": Recipe(lambda: VAE(arch="conv", activation="relu", hidden=256, channels=(32, 32), z_dim=16),
-                        lambda: datasets.mnist5k(binarize="dynamic"), epochs=300, batch_size=128, lr=2e-3),
+                        lambda: datasets.mnist5k(binarize="dynamic"), epochs=150, batch_size=128, lr=2e-3),
     "vae-2d": Recipe(lambda: VAE(z_dim=2, hidden=400), lambda: datasets.mnist5k(binarize="dynamic"),
                      epochs=400, batch_size=128, lr=2e-3),
     "vqvae": Recipe(lambda: VQVAE(**VQ_ARCH), datasets.mnist5k, epochs=60, batch_size=128, lr=2e-3),
@@ -117,7 +117,7 @@ IWAE_K, IWAE_SEED = 1000, 0  # the stored log-likelihood of vae-mnist: L_1000 on
 
 
 def iwae_of_stored(model: nn.Module, *, n: int | None = None, k: int = IWAE_K) -> list[float]:
-    """The IWAE bound :math:`\mathcal L_k` of each of the first ``n`` (default all 1,000) binarised mnist5k test
+    r"""The IWAE bound :math:`\mathcal L_k` of each of the first ``n`` (default all 1,000) binarised mnist5k test
     images under ``model`` with its weights rounded to half precision, as stored (seeded: ``IWAE_SEED``)."""
     stored = copy.deepcopy(model).cpu().half().float().eval()
     x = datasets.mnist5k(binarize="dynamic").x_test
