@@ -38,8 +38,8 @@ __all__ = ["aggregate_log_density", "PriorGap", "prior_gap"]
 
 
 def aggregate_log_density(z: Tensor, mu: Tensor, logvar: Tensor, *, chunk: int = 1024) -> Tensor:
-    r""":math:`\log q(z) = \log\frac1N\sum_n\mathcal N(z;\mu_n,\mathrm{diag}\,e^{\ell_n})` for query points ``z`` ``(S, m)``
-    and the N posteriors ``mu``, ``logvar`` ``(N, m)``: ``(S,)``, in float64, ``chunk`` query points at a time."""
+    r""":math:`\log q(z) = \log\frac1N\sum_n\mathcal N(z;\mu_n,\mathrm{diag}\,e^{\ell_n})` for query points
+    ``z`` ``(S, m)`` and the N posteriors ``mu``, ``logvar`` ``(N, m)``: ``(S,)``, in float64, ``chunk`` query points at a time."""
     if mu.dim() != 2 or mu.shape != logvar.shape or z.dim() != 2 or z.shape[1] != mu.shape[1]:
         raise ValueError(f"z, mu, logvar: got shapes {tuple(z.shape)}, {tuple(mu.shape)}, {tuple(logvar.shape)}; "
                          "need z (S, m) and mu, logvar (N, m)")

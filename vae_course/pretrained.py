@@ -46,7 +46,7 @@ def _stored(name: str, chapter: int, description: str) -> StoredModel:
 
 
 STORED: dict[str, StoredModel] = {m.name: m for m in (
-    _stored("digit-features", 5, "the digit classifier whose features vc.quality's scores use (mnist5k training split)"),
+    _stored("digit-features", 5, "the digit classifier behind vc.quality's scores (mnist5k training split)"),
     _stored("vae-mnist", 5, "the chapter-5 VAE trained to convergence on mnist5k (dynamic binarisation)"),
     _stored("vae-2d", 5, "a chapter-5 VAE with a 2-D latent space, trained long, for the latent map"),
     _stored("vqvae", 8, "chapter 8's VQ-VAE (EMA codebook with restarts) trained long on mnist5k"),
@@ -80,7 +80,8 @@ class Pretrained(NamedTuple):
     extra: dict[str, Any]
 
 
-def load(name: str, map_location: str | torch.device | None = None, *, path: str | os.PathLike | None = None) -> Pretrained:
+def load(name: str, map_location: str | torch.device | None = None, *,
+         path: str | os.PathLike | None = None) -> Pretrained:
     """Load stored model ``name`` (one of :func:`available`), ready to sample: eval mode, float32 weights, on
     ``map_location`` (default the CPU; any name :func:`vae_course.utils.get_device` accepts). ``path`` reads a
     file written by ``vae-course pretrain NAME --out PATH`` instead of the stored one."""

@@ -27,8 +27,10 @@ about 50 times the real-digit floor).
 Held-out digits: the 1,000 test images of :func:`vae_course.data.mnist5k` are split into two halves of 500
 (50 per class, fixed): :func:`reference_digits`, against which every set is measured, and :func:`real_digits`,
 whose distance to the reference is the **floor**, what real digits score. A Frechet distance estimated from
-:math:`n` images is biased upwards by roughly :math:`\operatorname{tr}\Sigma/n`, so compare sets of the same
-size (the chapters use 500, like the floor).
+:math:`n` images is biased upwards by roughly :math:`\operatorname{tr}\Sigma/n` and fluctuates from draw to draw: for
+a chapter-5 VAE, 500 samples give values that spread by about 10 between draws, 2,000 samples by about 1 (and a
+value about 5 lower). The chapters score 2,000 samples of each model; the floor uses the 500 real digits there are,
+so it is, if anything, an overestimate.
 """
 from __future__ import annotations
 
@@ -173,7 +175,8 @@ def _check_images(images: Tensor) -> Tensor:
 
 @torch.no_grad()
 def features(images: Tensor, *, net: nn.Module | None = None, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
-    """``(features (N, F), probs (N, 10))`` of the classifier (default :func:`feature_net`) for ``images``, on the CPU."""
+    """``(features (N, F), probs (N, 10))`` of the classifier (default :func:`feature_net`) for ``images``, on the
+    CPU."""
     net = feature_net() if net is None else net
     x = _check_images(images).float()
     device = next(net.parameters()).device
@@ -194,7 +197,8 @@ class FeatureStats(NamedTuple):
 
 
 def feature_stats(feats: Tensor) -> FeatureStats:
-    r"""The Gaussian fitted to features ``(N, F)``: mean and unbiased covariance :math:`\frac1{N-1}\sum(f-\bar f)(f-\bar f)^\top`."""
+    r"""The Gaussian fitted to features ``(N, F)``: mean and unbiased covariance
+    :math:`\frac1{N-1}\sum(f-\bar f)(f-\bar f)^\top`."""
     check.tensor("feats", feats, min_dim=2)
     if feats.dim() != 2 or len(feats) < 2:
         raise ValueError(f"feats: got shape {tuple(feats.shape)}; need (N, F) with N >= 2")
@@ -210,8 +214,8 @@ def _sqrt_psd(a: Tensor) -> Tensor:
 
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
     r"""The squared 2-Wasserstein (Frechet) distance between :math:`\mathcal N(\mu_a, \Sigma_a)` and
-    :math:`\mathcal N(\mu_b, \Sigma_b)`: :math:`\lVert\mu_a-\mu_b\rVert^2 + \operatorname{tr}\Sigma_a + \operatorname{tr}\Sigma_b
-    - 2\operatorname{tr}(\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2})^{1/2}` (Dowson & Landau, 1982). The trace of the
+    :math:`\mathcal N(\mu_b, \Sigma_b)`: :math:`\lVert\mu_a-\mu_b\rVert^2 + \operatorname{tr}\Sigma_a
+    + \operatorname{tr}\Sigma_b - 2\operatorname{tr}(\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2})^{1/2}` (Dowson & Landau, 1982). The trace of the
     matrix square root is the sum of the square roots of the eigenvalues of the symmetric
     :math:`\Sigma_a^{1/2}\Sigma_b\Sigma_a^{1/2}`, computed in float64."""
     if a.mu.shape != b.mu.shape:
@@ -223,8 +227,8 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 def classifier_score(probs: Tensor) -> float:
-    r""":math:`\exp\big(\frac1N\sum_i\mathrm{KL}(p(y\mid x_i)\,\|\,\bar p(y))\big)`, :math:`\bar p = \frac1N\sum_i p(y\mid x_i)`,
-    from class probabilities ``(N, C)``: 1 if every image gets the same distribution, C if each image is one class
+    r""":math:`\exp\big(\frac1N\sum_i\mathrm{KL}(p(y\mid x_i)\,\|\,\bar p(y))\big)`,
+    :math:`\bar p = \frac1N\sum_i p(y\mid x_i)`, from class probabilities ``(N, C)``: 1 if every image gets the same distribution, C if each image is one class
     with certainty and the classes are equally frequent (Salimans et al., 2016)."""
     check.tensor("probs", probs, min_dim=2)
     p = probs.double()
@@ -243,12 +247,15 @@ def _halves() -> tuple[Tensor, Tensor]:
         idx = idx[torch.randperm(len(idx), generator=g)]
         first.append(idx[: len(idx) // 2])
         second.append(idx[len(idx) // 2:])
-    return data.x_test[torch.cat(first)], data.x_test[torch.cat(second)]
+    first, second = torch.cat(first), torch.cat(second)
+    # classes interleaved in a fixed random order, so that the first images of a half show every digit
+    first, second = first[torch.randperm(len(first), generator=g)], second[torch.randperm(len(second), generator=g)]
+    return data.x_test[first], data.x_test[second]
 
 
 def reference_digits() -> Tensor:
-    """500 held-out real digits (50 per class, from the mnist5k test split), ``(500, 1, 28, 28)`` grey levels: the set
-    every :func:`sample_quality` is measured against."""
+    """500 held-out real digits (50 per class, from the mnist5k test split, in a fixed random order),
+    ``(500, 1, 28, 28)`` grey levels: the set every :func:`sample_quality` is measured against."""
     return _halves()[1].clone()
 
 
@@ -301,7 +308,7 @@ def sample_quality(images: Tensor, *, reference: Tensor | None = None, min_share
 
     Args:
         images: at least 2 images; use the same N when comparing sets (the distance is biased upwards by about
-            :math:`\operatorname{tr}\Sigma/N`); the chapters use 500.
+            :math:`\operatorname{tr}\Sigma/N`); the chapters score 2,000 samples per model.
         reference: real digits to compare with (default :func:`reference_digits`, 500 held-out test digits).
         min_share: a class counts as covered if it is the top class of at least this share of the images
             (and of at least one image).

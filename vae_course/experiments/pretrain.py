@@ -67,8 +67,8 @@ RECIPES: dict[str, Recipe] = {
     "vae-2d": Recipe(lambda: VAE(z_dim=2, hidden=400), lambda: datasets.mnist5k(binarize="dynamic"),
                      epochs=400, batch_size=128, lr=2e-3),
     "vqvae": Recipe(lambda: VQVAE(**VQ_ARCH), datasets.mnist5k, epochs=60, batch_size=128, lr=2e-3),
-    "vqvae-prior": Recipe(lambda: CodePrior(n_codes=64, map_shape=(7, 7), hidden=64, n_layers=6, first_kernel=5,
-                                            kernel=5), _codes, epochs=60, batch_size=64, lr=2e-3),
+    "vqvae-prior": Recipe(lambda: CodePrior(n_codes=64, map_shape=(7, 7), hidden=64, n_layers=5, first_kernel=5,
+                                            kernel=3), _codes, epochs=30, batch_size=64, lr=2e-3),
 }
 NAMES = ("digit-features", *RECIPES)
 
@@ -170,5 +170,6 @@ def run(args: argparse.Namespace) -> int:
     size = path.stat().st_size / 2**20
     last = history.test.get("loss", history.train["loss"])[-1]
     print(f"{args.name}: {history.epochs or len(history.train['loss'])} epoch(s) in {extra['seconds']:.0f} s wall, "
-          f"{extra['cpu_seconds']:.0f} s CPU ({extra['threads']} threads, load {extra['load_average']}); last loss {last:.3f}; wrote {path} ({size:.2f} MB)")
+          f"{extra['cpu_seconds']:.0f} s CPU ({extra['threads']} threads, load {extra['load_average']}); "
+          f"last loss {last:.3f}; wrote {path} ({size:.2f} MB)")
     return 0

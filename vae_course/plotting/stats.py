@@ -46,9 +46,9 @@ def score_distributions(scores: Mapping[str, Tensor], *, ax=None, bins: int = 40
     group, with each group's mean in the legend. ``clip_quantile``: scores below this quantile of all scores are
     drawn in the lowest bin, so a few extreme outliers do not squash the rest. Returns the axes."""
     df = _frame(scores, "score")
+    means = df.groupby("set", sort=False)["score"].mean()  # of the scores as they are, before any clipping
     if clip_quantile is not None:
         df["score"] = df["score"].clip(lower=df["score"].quantile(clip_quantile))
-    means = df.groupby("set", sort=False)["score"].mean()
     df["set"] = df["set"].map(lambda s: f"{s} (mean {means[s]:.0f})")
     ax = new_axes(ax, figsize=(6, 3.4))
     sns.histplot(df, x="score", hue="set", bins=bins, element="step", stat="count", common_bins=True, alpha=0.35,
@@ -103,6 +103,7 @@ def intensity_distributions(images: Mapping[str, Tensor], *, ax=None, ink: float
     ax = new_axes(ax, figsize=(6, 3.2))
     sns.histplot(df, x="intensity", hue="set", bins=bins, binrange=(ink, 1.0), stat="density", common_norm=False,
                  element="step", fill=False, ax=ax)
+    ax.set_yscale("log")  # real digits pile up in the last bin; a log scale keeps the grey levels readable
     ax.set_xlabel(f"pixel intensity of inked pixels (> {ink})")
     return ax
 
