@@ -70,14 +70,15 @@ def test_the_first_epoch_of_each_command_matches_the_stored_history(name):
 
 
 def test_the_stored_iwae_of_the_long_run_is_reproduced_on_a_slice():
-    """L_1000 of the first 20 test digits, recomputed: the same per-image values within Monte-Carlo error (the
-    draws differ because the slice is batched differently); tolerance 0.5 nats on the mean of 20, 1.5 per image."""
+    """L_1000 of the first 100 test digits, recomputed. They are the first batch (batch_size 100) of the stored
+    computation, so the seeded draws are the same ones and the values must agree to rounding: tolerance 0.01 nats
+    per image (thread counts change the last bits). A smaller slice would draw different noise and differ by Monte
+    Carlo error (measured up to 2.3 nats per image for 20 digits), which could hide a changed model or estimator."""
     run = P.load("vae-mnist")
-    stored = torch.tensor(run.extra["iwae_log_px"][:20])
-    ours = torch.tensor(pretrain.iwae_of_stored(run.model, n=20))
-    assert len(run.extra["iwae_log_px"]) == 1000 and run.extra["iwae_k"] == 1000
-    assert abs(float(ours.mean() - stored.mean())) < 0.5
-    assert float((ours - stored).abs().max()) < 1.5
+    assert len(run.extra["iwae_log_px"]) == 1000 and run.extra["iwae_k"] == pretrain.IWAE_K == 1000
+    stored = torch.tensor(run.extra["iwae_log_px"][:100])
+    ours = torch.tensor(pretrain.iwae_of_stored(run.model, n=100))
+    assert float((ours - stored).abs().max()) < 0.01, float((ours - stored).abs().max())
 
 
 def test_the_2d_long_run_shows_every_digit_on_its_latent_map():
