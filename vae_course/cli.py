@@ -11,6 +11,7 @@
     vae-course collapse-sweep        chapter 7's free-bits sweep (the JSON stored with the package)
     vae-course hierarchy-sweep       chapter 9's two-level against one-level VAE study (the JSON stored with the package)
     vae-course diagrams [--check]    the book's schematic diagrams, as SVG files in book/figures
+    vae-course pretrain NAME         train a long run stored with the package (vc.pretrained; --list)
 
 Every subcommand has ``--help``. The parser imports only the module of the subcommand that runs, so
 ``vae-course --help`` answers at once and ``vae-course grade`` does not load the training code.
@@ -66,6 +67,9 @@ COMMANDS: dict[str, Command] = {
                           "chapter 6: beta-VAE sweep over betas and seeds on the sprites, written as CSV",
                           "Train one beta-VAE per (beta, seed) on the sprites grid; score rate, distortion, MIG and "
                           "DCI; write the rows to --out (rows of the same --config are replaced)."),
+    "pretrain": Command("vae_course.experiments.pretrain", "add_arguments", "run",
+                        "train a long run stored with the package (vc.pretrained)",
+                        "Train one of the models stored in vae_course/stored/ (vae-course pretrain --list names them)."),
     "collapse-sweep": Command("vae_course.experiments.free_bits_sweep", "add_arguments", "run",
                               "chapter 7: free-bits sweep over floors and seeds, written as JSON",
                               "Train the chapter-7 autoregressive VAE for several free-bits floors and seeds; write "

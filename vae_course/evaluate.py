@@ -216,3 +216,8 @@ def auroc(scores_in: Tensor, scores_out: Tensor) -> float:
     a, b = scores_in.detach().double().flatten(), scores_out.detach().double().flatten()
     diff = a[:, None] - b[None, :]
     return float((diff > 0).double().mean() + 0.5 * (diff == 0).double().mean())
+
+
+# sample quality in the features of a digit classifier, documented in vae_course.quality (not in __all__ here, so the
+# API page lists it once); vc.evaluate.sample_quality(images) is the same function
+from .quality import SampleQuality, sample_quality  # noqa: E402,F401

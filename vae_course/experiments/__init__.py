@@ -7,6 +7,7 @@ below it; nothing in the package imports them except the command line.
 * :mod:`vae_course.experiments.beta_sweep`: ``vae-course sweep-beta`` (chapter 6);
 * :mod:`vae_course.experiments.free_bits_sweep`: ``vae-course collapse-sweep`` (chapter 7);
 * :mod:`vae_course.experiments.hierarchy_sweep`: ``vae-course hierarchy-sweep`` (chapter 9);
+* :mod:`vae_course.experiments.pretrain`: ``vae-course pretrain`` (the long runs of :mod:`vae_course.pretrained`);
 * :mod:`vae_course.experiments.import_time`: what ``import vae_course`` costs beyond ``import torch``.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-SUBMODULES = ("train_vae", "bench", "beta_sweep", "free_bits_sweep", "hierarchy_sweep", "import_time")
+SUBMODULES = ("train_vae", "bench", "beta_sweep", "free_bits_sweep", "hierarchy_sweep", "import_time", "pretrain")
 __all__ = list(SUBMODULES)
 
 

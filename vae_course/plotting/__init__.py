@@ -16,3 +16,4 @@ from .disentangle import *  # noqa: F401,F403
 from .beyond import *  # noqa: F401,F403
 from .families import *  # noqa: F401,F403
 from . import diagrams  # noqa: F401  (vc.plotting.diagrams: the schematic figures, written by `vae-course diagrams`)
+from .stats import *  # noqa: F401,F403

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .common import image_grid, new_axes
 
-__all__ = ["latent_scatter", "latent_manifold", "latent_point", "interpolation", "reconstructions",
+__all__ = ["latent_scatter", "latent_grid_images", "latent_manifold", "latent_point", "interpolation", "reconstructions",
            "means_vs_samples", "decoder_std_map", "latent_study", "iwae_curve_plot"]
 
 
@@ -55,16 +55,24 @@ def latent_scatter(model, x: Tensor, y: Tensor, *, ax=None, title: str | None = 
 
 
 @torch.no_grad()
-def latent_manifold(model, *, n: int = 15, lim: float = 0.95, ax=None, title: str | None = None, dims=(0, 1)):
-    r"""Decoder means on an ``n x n`` grid of latents :math:`z = \Phi^{-1}(u)`, :math:`u\in[1-\text{lim}, \text{lim}]^2`
-    (other latent coordinates 0). Rows run from high :math:`z_2` (top) to low, columns from low :math:`z_1` to high."""
+def latent_grid_images(model, *, n: int = 15, lim: float = 0.95, dims=(0, 1)) -> Tensor:
+    r"""The images :func:`latent_manifold` draws: decoder means ``(n*n, C, H, W)`` on the grid of latents
+    :math:`z = \Phi^{-1}(u)`, :math:`u\in[1-\text{lim}, \text{lim}]^2` (other coordinates 0), row by row from high
+    :math:`z_2` to low, each row from low :math:`z_1` to high (e.g. to classify every cell of the map)."""
     model.eval()
     u = torch.linspace(1 - lim, lim, n)
     q = torch.distributions.Normal(0.0, 1.0).icdf(u)
     z = torch.zeros(n * n, model.config.z_dim)
     z1, z2 = torch.meshgrid(q, q.flip(0), indexing="xy")
     z[:, dims[0]], z[:, dims[1]] = z1.reshape(-1), z2.reshape(-1)
-    images = model.decode(z.to(_device(model))).mean.clamp(0, 1).cpu()
+    return model.decode(z.to(_device(model))).mean.clamp(0, 1).cpu()
+
+
+@torch.no_grad()
+def latent_manifold(model, *, n: int = 15, lim: float = 0.95, ax=None, title: str | None = None, dims=(0, 1)):
+    r"""Decoder means on an ``n x n`` grid of latents :math:`z = \Phi^{-1}(u)`, :math:`u\in[1-\text{lim}, \text{lim}]^2`
+    (other latent coordinates 0). Rows run from high :math:`z_2` (top) to low, columns from low :math:`z_1` to high."""
+    images = latent_grid_images(model, n=n, lim=lim, dims=dims)
     ax = new_axes(ax, (6, 6))
     image_grid(images, nrow=n, ax=ax, title=title)
     return ax
