@@ -106,3 +106,24 @@ def test_trained_vae_scores_digits_above_noise_and_inverted_digits():
     s_noise = score(vc.data.noise_images(100, (1, 8, 8), kind="bernoulli", p=float(x.mean()), generator=torch.Generator().manual_seed(1)))
     s_inv = score(E.invert_images(x))
     assert E.auroc(s_in, s_noise) > 0.95 and E.auroc(s_in, s_inv) > 0.95
+
+
+def test_iwae_bound_rises_with_k_by_the_leave_one_out_argument():
+    """Chapter 5's three-line proof, step by step, on log-normal weights (seeded): (1) the mean of k+1 weights is
+    the mean over the k+1 leave-one-out subsets of their k-means, exactly; (2) Jensen: the log of that mean is at
+    least the subsets' mean log; (3) so the Monte Carlo L_{k+1} is at least L_k (40,000 draws: its standard error is
+    below 0.005 here, and the gap L_2 - L_1 is about 0.2)."""
+    import itertools
+
+    g = torch.Generator().manual_seed(0)
+    k = 4
+    w = torch.exp(torch.randn(k + 1, dtype=torch.float64, generator=g))
+    subsets = [list(s) for s in itertools.combinations(range(k + 1), k)]
+    assert len(subsets) == k + 1
+    sub_means = torch.stack([w[s].mean() for s in subsets])
+    assert torch.allclose(w.mean(), sub_means.mean(), rtol=1e-14)                   # (1)
+    assert torch.log(w.mean()) >= torch.log(sub_means).mean()                       # (2)
+    logw = torch.randn(40_000, 6, dtype=torch.float64, generator=g)                 # log-weights, 6 per draw
+    bounds = [float((torch.logsumexp(logw[:, :j], 1) - math.log(j)).mean()) for j in range(1, 7)]
+    assert all(b2 > b1 for b1, b2 in zip(bounds, bounds[1:])), bounds               # (3)
+    assert bounds[-1] < math.log(math.exp(0.5)) and abs(bounds[0]) < 0.02          # below log E[w] = 1/2; L_1 = E log w = 0
