@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
     "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
-    "evaluate", "sprites", "disentangle", "collapse", "vq", "experiments", "plotting", "widgets", "checks",
+    "evaluate", "sprites", "tc", "disentangle", "collapse", "vq", "experiments", "plotting", "widgets", "checks",
     "release", "grade", "cli",
 )
 __all__ = ["__version__", *SUBMODULES]
