@@ -1,6 +1,6 @@
 """The official solution of a registered exercise, taken from its ``solutions/NN_topic.ipynb``.
 
-No kernel: the notebook's first code cell (imports and setup) and the cells that define the
+No kernel: the notebook's first code cell after the Colab setup cell (imports and setup) and the cells that define the
 notebook's exercise functions up to this one run with ``exec`` in a fresh namespace, in notebook
 order, as a student's kernel would have run them (``mig`` in chapter 6 calls the
 ``mutual_information`` written one exercise earlier). Shared by the registry and contract tests.
@@ -16,6 +16,7 @@ from typing import Callable
 import nbformat
 
 from vae_course.checks import Exercise, exercises_for
+from vae_course.notebook_setup import TAG
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # a setup cell may import matplotlib.pyplot
 
@@ -25,9 +26,11 @@ SOLUTIONS = ROOT / "solutions"
 
 @functools.lru_cache(maxsize=None)
 def code_cells(notebook: str, folder: str = "solutions") -> tuple[str, ...]:
-    """The sources of the code cells of ``ROOT/folder/notebook``, in order."""
+    """The sources of the code cells of ``ROOT/folder/notebook``, in order, without the Colab setup cell (it only
+    installs the package where it is missing: :mod:`vae_course.notebook_setup`)."""
     nb = nbformat.read(ROOT / folder / notebook, as_version=4)
-    return tuple(c.source for c in nb.cells if c.cell_type == "code")
+    return tuple(c.source for c in nb.cells
+                 if c.cell_type == "code" and TAG not in c.get("metadata", {}).get("tags", []))
 
 
 def defining_cell(notebook: str, function: str) -> str:

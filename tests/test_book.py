@@ -16,19 +16,15 @@ look at. Without Chromium the browser tests skip (locally) or fail (when ``CI`` 
 """
 from __future__ import annotations
 
-import base64
-import fcntl
 import functools
 import http.server
 import importlib.util
-import json
 import os
 import pkgutil
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,7 +43,7 @@ SHOTS = ROOT / "_build" / "screenshots"
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 CHAPTERS = [c["file"] for part in TOC["parts"] if part.get("caption") == "Chapters" for c in part.get("chapters", [])]
 PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part.get("chapters", [])]
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_NAMES = make.CHROMIUM_NAMES
 
 
 # ------------------------------------------------------------------------------------------------
@@ -60,6 +56,7 @@ def book_html() -> Path:
     bin_dir = Path(sys.executable).parent
     # repo_url="" keeps the test hermetic: launch buttons are tested separately below.
     cmd = make.book_command(bin_dir, repo_url="")
+    make.fresh_execution_cache()  # as make.py book: no outputs of an older package
     env = make._env(venv=Path(sys.prefix), book=True)  # no MPLBACKEND: kernels draw inline figures
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     start = time.perf_counter()
@@ -121,6 +118,51 @@ def test_public_book_contains_no_solution_code(book_html):
 def test_public_book_has_no_launch_buttons_without_a_repository(book_html):
     page = (book_html / f"{CHAPTERS[0]}.html").read_text(encoding="utf-8")
     assert "mybinder.org" not in page and "colab.research.google.com" not in page
+
+
+# ------------------------------------------------------------------------------------------------
+# the printable edition
+
+_RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\end\{")  # math delimiters left for MathJax
+
+
+@pytest.fixture(scope="session")
+def book_pdf(book_html) -> Path:
+    """`python3 make.py pdf` after the HTML build (its execution cache makes the one-page build quick)."""
+    if make.find_chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but no Chromium was found: `make.py pdf` needs it")
+        pytest.skip("`make.py pdf` needs Chromium")
+    make.PDF.unlink(missing_ok=True)
+    env = make._env(venv=Path(sys.prefix), book=True)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, str(ROOT / "make.py"), "pdf"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"make.py pdf failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return make.PDF
+
+
+def _outline_titles(outline) -> list[str]:
+    out = []
+    for item in outline:
+        out += _outline_titles(item) if isinstance(item, list) else [item.title]
+    return out
+
+
+def test_pdf_edition_has_every_chapter_typeset_math_and_figures(book_pdf):
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(book_pdf))
+    assert len(reader.pages) > 50
+    titles = _outline_titles(reader.outline)
+    text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    for chapter in CHAPTERS:
+        nb = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4)
+        heading = next(c.source for c in nb.cells if c.cell_type == "markdown").splitlines()[0].lstrip("# ").strip()
+        assert any(heading.split(":")[0] in t for t in titles), f"{chapter}: no section {heading!r} in the PDF's outline"
+    raw = sorted({m.group(0) for m in _RAW_TEX.finditer(text)})
+    assert not raw, f"untypeset TeX in the PDF: {raw}"
+    images = sum(len(page.images) for page in reader.pages[:40])
+    assert images > 5, "the figures did not make it into the PDF"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -228,129 +270,8 @@ def test_vendored_assets_are_present():
 # the browser
 
 
-def _find_chromium() -> str | None:
-    if os.environ.get("CHROMIUM"):
-        return os.environ["CHROMIUM"]
-    return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
-
-
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (fd 3 in, fd 4 out).
-
-    Messages are JSON objects separated by NUL bytes. One reader thread collects replies (by id)
-    and events (by session); :meth:`call` sends a command and waits for its reply.
-    """
-
-    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-             "--remote-debugging-pipe", "--window-size=1280,900"]
-
-    def __init__(self, executable: str):
-        self.profile = tempfile.mkdtemp(prefix="vae-course-chromium-")
-        to_child, self._w = os.pipe()
-        self._r, from_child = os.pipe()
-        # Move the child's ends to fds >= 10, then a tiny Python wrapper puts them on 3 and 4 and execs
-        # Chromium (no preexec_fn, so this is safe in a threaded process; no fd clobbers another).
-        a, b = fcntl.fcntl(to_child, fcntl.F_DUPFD_CLOEXEC, 10), fcntl.fcntl(from_child, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(to_child)
-        os.close(from_child)
-        wire = ("import os, sys; a, b = int(sys.argv[1]), int(sys.argv[2]); os.dup2(a, 3); os.dup2(b, 4); "
-                "os.close(a); os.close(b); os.execv(sys.argv[3], sys.argv[3:])")
-        self.proc = subprocess.Popen([sys.executable, "-c", wire, str(a), str(b), executable, *self.FLAGS,
-                                      f"--user-data-dir={self.profile}", "about:blank"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     pass_fds=(a, b))
-        os.close(a)
-        os.close(b)
-        self._next_id = 0
-        self._replies: dict[int, dict] = {}
-        self.events: dict[str | None, list[dict]] = {}
-        self._cv = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.call("Browser.getVersion", timeout=30)
-
-    def _read(self) -> None:
-        buf = b""
-        while True:
-            try:
-                chunk = os.read(self._r, 1 << 16)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                with self._cv:
-                    self._replies[-1] = {"error": {"message": "browser closed the pipe"}}
-                    self._cv.notify_all()
-                return
-            buf += chunk
-            *messages, buf = buf.split(b"\0")
-            with self._cv:
-                for raw in messages:
-                    msg = json.loads(raw)
-                    if "id" in msg:
-                        self._replies[msg["id"]] = msg
-                    else:
-                        self.events.setdefault(msg.get("sessionId"), []).append(msg)
-                self._cv.notify_all()
-
-    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60) -> dict:
-        self._next_id += 1
-        msg_id = self._next_id
-        msg = {"id": msg_id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._w, json.dumps(msg).encode() + b"\0")
-        with self._cv:
-            if not self._cv.wait_for(lambda: msg_id in self._replies or -1 in self._replies, timeout):
-                raise TimeoutError(f"Chromium did not answer {method} within {timeout} s")
-            reply = self._replies.pop(msg_id, None) or self._replies[-1]
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        return reply.get("result", {})
-
-    def wait_event(self, session: str, method: str, since: int, timeout: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(
-                lambda: any(e["method"] == method for e in self.events.get(session, [])[since:]), timeout)
-
-    def new_page(self, width: int = 1280, height: int = 900) -> str:
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.call(f"{domain}.enable", session=session)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
-        return session
-
-    def evaluate(self, session: str, expression: str, timeout: float = 60):
-        result = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True},
-                           session=session, timeout=timeout)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def screenshot(self, session: str, path: Path) -> None:
-        data = self.call("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(data))
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", timeout=10)
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        for fd in (self._w, self._r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        shutil.rmtree(self.profile, ignore_errors=True)
+_find_chromium = make.find_chromium
+Chromium = make.Chromium  # the DevTools-over-a-pipe driver, shared with `make.py pdf`
 
 
 @pytest.fixture(scope="session")
@@ -366,14 +287,9 @@ def browser():
     chrome.close()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(book_html):
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(book_html)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(make._QuietHandler, directory=str(book_html)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"

@@ -26,7 +26,7 @@ CHAPTER = {
     "models.vae": 5, "sprites": 6, "disentangle": 6, "models.masked": 7, "models.autoregressive_vae": 7,
     "collapse": 7, "models.quantizer": 8, "models.vqvae": 8, "vq": 8,
 }
-TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "cli")  # the top: nothing below imports it
+TOOLS = ("experiments", "plotting", "widgets", "checks", "grade", "release", "notebook_setup", "cli")  # the top: nothing below imports it
 
 
 def _modules() -> dict[str, Path]:

@@ -19,7 +19,7 @@ SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
     "linear_gaussian", "inference", "estimators", "objectives", "models", "history", "checkpoint", "train",
     "evaluate", "sprites", "tc", "disentangle", "collapse", "vq", "experiments", "plotting", "widgets", "checks",
-    "release", "grade", "cli",
+    "release", "notebook_setup", "grade", "cli",
 )
 __all__ = ["__version__", *SUBMODULES]
 

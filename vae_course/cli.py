@@ -2,6 +2,7 @@
 
     vae-course info                  versions and the device that would be used
     vae-course release [--check]     regenerate exercises/ from solutions/
+    vae-course setup-cells [--repo-url URL] [--check]   the Colab setup cell of every notebook
     vae-course grade DIR --out CSV   run submitted notebooks; one CSV row per submission and exercise
     vae-course train [...]           train a VAE; writes checkpoint, history and PNG grids to --out
     vae-course evaluate CKPT --k K   IWAE log-likelihood of a checkpoint on its test set
@@ -39,6 +40,10 @@ COMMANDS: dict[str, Command] = {
                     "Show versions and the compute device."),
     "release": Command("vae_course.release", "add_arguments", "run", "generate exercises/ from solutions/",
                        "Generate the student notebooks in exercises/ from the solution notebooks in solutions/."),
+    "setup-cells": Command("vae_course.notebook_setup", "add_arguments", "run",
+                           "write the Colab setup cell (with the repository address) into every notebook",
+                           "Give every notebook of book/, solutions/ and exercises/ the setup cell that installs the "
+                           "course package where it is missing (Colab), from --repo-url."),
     "grade": Command("vae_course.grade", "add_arguments", "run",
                      "grade a folder of submitted exercise notebooks into a CSV file",
                      "Run each submitted notebook in a fresh kernel and write its check results to a CSV file."),

@@ -7,7 +7,8 @@ Every chapter starts with two lines::
 
 The device order follows what is fastest where it exists. Override it per call
 (`get_device("cpu")`) or for a whole session with the environment variable
-``VAE_COURSE_DEVICE`` (e.g. ``VAE_COURSE_DEVICE=cpu jupyter lab``).
+``VAE_COURSE_DEVICE`` (e.g. ``VAE_COURSE_DEVICE=cuda jupyter lab``). The chapters call
+``get_device(default="cpu")``: the CPU, whose numbers the book prints, unless the variable names another device.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from IPython.display import Markdown
 
-__all__ = ["get_device", "seed_everything", "make_generator", "check_positive_int", "show_source", "stored_file"]
+__all__ = ["get_device", "available_devices", "seed_everything", "make_generator", "check_positive_int", "show_source", "stored_file"]
 
 _KNOWN = ("cpu", "cuda", "mps")
 
@@ -31,19 +32,24 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
-def get_device(prefer: str | torch.device | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None, *, default: str | torch.device | None = None) -> torch.device:
     """Return the device to compute on.
 
     Args:
-        prefer: ``None`` picks the best available (cuda > mps > cpu) unless the environment
-            variable ``VAE_COURSE_DEVICE`` names one; otherwise ``"cpu"``, ``"cuda"``,
-            ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+        prefer: a device to use: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``. None: the
+            environment variable ``VAE_COURSE_DEVICE`` if it is set, else ``default``.
+        default: the device when neither ``prefer`` nor ``VAE_COURSE_DEVICE`` names one; None picks the best
+            available (cuda > mps > cpu). The book's chapters pass ``default="cpu"``, so their numbers come from the
+            CPU unless the reader sets ``VAE_COURSE_DEVICE``.
 
     Raises:
         ValueError: for an unknown device name, or a device that this machine does not have.
     """
     if prefer is None:
-        prefer = os.environ.get("VAE_COURSE_DEVICE") or None
+        prefer = os.environ.get("VAE_COURSE_DEVICE") or default
+        name = "VAE_COURSE_DEVICE" if os.environ.get("VAE_COURSE_DEVICE") else "default"
+    else:
+        name = "prefer"
     if prefer is None:
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -53,14 +59,25 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(prefer)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"prefer: got {prefer!r}; need one of {_KNOWN} (optionally with an index, e.g. 'cuda:0')") from err
+        raise ValueError(f"{name}: got {prefer!r}; need one of {_KNOWN} (optionally with an index, e.g. 'cuda:0')") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"prefer: got {prefer!r} but this machine has no CUDA GPU; use 'cpu' or None")
+        raise ValueError(f"{name}: got {prefer!r} but this machine has no CUDA GPU; use 'cpu' or None")
     if device.type == "mps" and not _mps_available():
-        raise ValueError(f"prefer: got {prefer!r} but MPS is not available here; use 'cpu' or None")
+        raise ValueError(f"{name}: got {prefer!r} but MPS is not available here; use 'cpu' or None")
     if device.type not in _KNOWN:
-        raise ValueError(f"prefer: got {prefer!r}; need one of {_KNOWN}")
+        raise ValueError(f"{name}: got {prefer!r}; need one of {_KNOWN}")
     return device
+
+
+def available_devices() -> list[torch.device]:
+    """Every device this machine can compute on: the CPU, then CUDA and MPS where present (the tests run the
+    device-dependent code on each)."""
+    out = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        out.append(torch.device("cuda"))
+    if _mps_available():
+        out.append(torch.device("mps"))
+    return out
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> torch.Generator:
