@@ -196,7 +196,7 @@ def test_every_vae_takes_a_total_correlation_weight(make):
 
 
 def test_a_total_correlation_penalty_lowers_the_total_correlation_of_a_trained_code():
-    """Six epochs on 720 sprites: with tc = 10 the total correlation of the aggregate posterior on the grid (exact
+    """Twenty epochs on 720 sprites (at six the MI margin was 0.46 nats, short of 0.5): with tc = 10 the total correlation of the aggregate posterior on the grid (exact
     sums) is below half that of the same VAE trained with beta = 1, and the index-code MI is not squeezed the way a
     beta of 10 on the whole KL squeezes it."""
     small = {"x": 4, "y": 4, "rotation": 3}
@@ -207,7 +207,7 @@ def test_a_total_correlation_penalty_lowers_the_total_correlation_of_a_trained_c
                        "beta-vae": {"beta": 10.0}}.items():
         torch.manual_seed(0)
         model = VAE(x_shape=(1, 32, 32), z_dim=6, hidden=64)
-        vc.train.fit(model, data, epochs=6, batch_size=64, seed=0, progress=False, device="cpu", loss_kwargs=loss)
+        vc.train.fit(model, data, epochs=20, batch_size=64, seed=0, progress=False, device="cpu", loss_kwargs=loss)
         mu, logvar = vc.evaluate.encode_all(model, images)
         split[name] = T.kl_decomposition(mu, logvar, generator=torch.Generator().manual_seed(0))
     assert split["tcvae"].tc < 0.5 * split["elbo"].tc
