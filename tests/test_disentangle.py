@@ -171,49 +171,124 @@ def test_beta_trades_rate_for_distortion_and_capacity_holds_the_rate():
 
 
 # ---------------------------------------------------------------- the stored sweep and the command that made it
+def _row(config, beta, **kw):
+    row = {k: 0.5 for k in Dg.SWEEP_COLUMNS}
+    row.update({"config": config, "objective": "beta-vae", "beta": beta, "tc": beta, "seed": 0, "levels": "default",
+                "epochs": 1, "z_dim": 2, "arch": "mlp", "hidden": 8, "batch_size": 4, "lr": 1e-3, "active": 2,
+                "gap_rotation": float("nan")})
+    row.update(kw)
+    return row
+
+
 def test_sweep_csv_round_trip(tmp_path):
-    rows = [{"config": c, "beta": b, "seed": 0, "epochs": 1, "z_dim": 2, "arch": "mlp", "hidden": 8, "batch_size": 4,
-             "lr": 1e-3, "rate": 1.0, "distortion": 2.0, "elbo": -3.0, "mig": 0.1, "dci_d": 0.2, "dci_c": 0.3,
-             "dci_i": 0.4, "active": 2, "seconds": 1.5} for c, b in (("a", 1.0), ("b", 2.0))]
+    rows = [_row("a", 1.0), _row("b", 2.0, objective="beta-tcvae", tc=6.0, levels="rotation=1")]
     path = tmp_path / "s.csv"
     BS.write_sweep(rows, path)
     BS.write_sweep([{**rows[0], "mig": 0.9}], path)  # replaces config "a", keeps "b"
     back = Dg.read_sweep(path)
     assert [r["config"] for r in back] == ["b", "a"] and back[1]["mig"] == 0.9 and back[0]["active"] == 2
-    assert Dg.read_sweep(path, config="b")[0]["beta"] == 2.0
+    b = Dg.read_sweep(path, config="b")[0]
+    assert b["beta"] == 2.0 and b["tc"] == 6.0 and b["objective"] == "beta-tcvae" and b["levels"] == "rotation=1"
+    assert math.isnan(b["gap_rotation"]) and set(b) == set(Dg.SWEEP_COLUMNS)
 
 
-def test_stored_sweep_has_the_full_grid_of_runs():
+def test_levels_round_trip_and_bad_levels_are_named():
+    assert Dg.parse_levels("rotation=1,x=4") == {"rotation": 1, "x": 4}
+    assert Dg.parse_levels("default") is None and Dg.format_levels(None) == "default"
+    assert Dg.format_levels(Dg.parse_levels("rotation=1")) == "rotation=1"
+    for bad in ("colour=2", "x=two", "x"):
+        with pytest.raises(ValueError, match="levels"):
+            Dg.parse_levels(bad)
+
+
+def test_stored_sweep_has_every_setting_over_at_least_three_seeds():
     rows = Dg.read_sweep(SWEEP_CSV, config="sweep")
-    betas = sorted({r["beta"] for r in rows})
-    assert len(betas) >= 4 and all(len([r for r in rows if r["beta"] == b]) >= 3 for b in betas)
+    settings = {(r["objective"], r["beta"], r["tc"]) for r in rows}
+    assert {o for o, _, _ in settings} == set(BS.OBJECTIVES) and len(settings) >= 5
+    assert all(len([r for r in rows if (r["objective"], r["beta"], r["tc"]) == s]) >= 3 for s in settings)
     assert all(0 <= r["mig"] <= 1 and 0 <= r["dci_d"] <= 1 and r["rate"] > 0 for r in rows)
+    # the KL split of each run adds up to its rate (exact sums on the grid, one draw per image: s.e. well below 0.3)
+    assert all(abs(r["mi"] + r["total_correlation"] + r["dim_kl"] - r["rate"]) < 0.3 for r in rows)
+    # the index-code MI is at most log N, N the number of grid images it is computed on
+    assert all(r["mi"] <= math.log(len(S.factor_grid(Dg.parse_levels(r["levels"])))) + 1e-6 for r in rows)
+
+
+def _sweep_args(rows, out):
+    s = rows[0]
+    parser = argparse.ArgumentParser()
+    BS.add_arguments(parser)
+    betas = sorted({str(r["beta"]) for r in rows if r["objective"] == "beta-vae"})
+    tcs = sorted({str(r["tc"]) for r in rows if r["objective"] == "beta-tcvae"})
+    return parser.parse_args(["--config", s["config"], "--betas", *betas, "--tcs", *tcs,
+                              "--seeds", *sorted({str(r["seed"]) for r in rows}), "--epochs", str(s["epochs"]),
+                              "--z-dim", str(s["z_dim"]), "--hidden", str(s["hidden"]), "--batch-size",
+                              str(s["batch_size"]), "--lr", str(s["lr"]), "--arch", s["arch"], "--levels", s["levels"],
+                              "--device", "cpu", "--out", str(out)])
 
 
 def test_command_reproduces_the_stored_tiny_slice(tmp_path):
-    """`vae-course sweep-beta --config tiny ...` rerun now must give the stored rows: rate and distortion within
-    1 % (float summation order may differ between machines and thread counts), the metrics within 0.03."""
+    """`vae-course sweep-beta --config tiny ...` rerun now must give the stored rows: rate, distortion and the KL
+    split within 2 % (float summation order may differ between machines and thread counts), the metrics within 0.03."""
     stored = Dg.read_sweep(SWEEP_CSV, config="tiny")
     assert stored, "vae_course/stored/beta_sweep.csv has no rows with config 'tiny'"
-    s = stored[0]
-    parser = argparse.ArgumentParser()
-    BS.add_arguments(parser)
+    assert {r["objective"] for r in stored} == set(BS.OBJECTIVES)
     out = tmp_path / "tiny.csv"
-    args = parser.parse_args(["--config", "tiny", "--betas", *sorted({str(r["beta"]) for r in stored}),
-                              "--seeds", *sorted({str(r["seed"]) for r in stored}), "--epochs", str(s["epochs"]),
-                              "--z-dim", str(s["z_dim"]), "--hidden", str(s["hidden"]), "--batch-size",
-                              str(s["batch_size"]), "--lr", str(s["lr"]), "--arch", s["arch"], "--device", "cpu",
-                              "--out", str(out)])
-    assert BS.run(args) == 0
-    new = {(r["beta"], r["seed"]): r for r in Dg.read_sweep(out)}
+    assert BS.run(_sweep_args(stored, out)) == 0
+    new = {(r["objective"], r["tc"], r["seed"]): r for r in Dg.read_sweep(out)}
     assert len(new) == len(stored)
     for r in stored:
-        n = new[(r["beta"], r["seed"])]
-        for key in ("rate", "distortion"):
-            assert n[key] == pytest.approx(r[key], rel=0.01), key
-        for key in ("mig", "dci_d", "dci_c", "dci_i"):
+        n = new[(r["objective"], r["tc"], r["seed"])]
+        for key in ("rate", "distortion", "mi", "dim_kl"):
+            assert n[key] == pytest.approx(r[key], rel=0.02), key
+        for key in ("total_correlation", "mig", "dci_d", "dci_c", "dci_i"):
             assert n[key] == pytest.approx(r[key], abs=0.03), key
         assert abs(n["active"] - r["active"]) <= 1
+
+
+def test_command_saves_the_chosen_run_in_half_precision(tmp_path, capsys):
+    rows = [_row("t", 1.0, objective="beta-tcvae", tc=3.0, levels="rotation=1,x=2,y=2,scale=2", hidden=8, epochs=1)]
+    args = _sweep_args(rows, tmp_path / "t.csv")
+    args.save_model, args.save_run = str(tmp_path / "m.pt"), "beta-tcvae,3,0"
+    assert BS.run(args) == 0
+    model, row, history = Dg.load_stored_model(tmp_path / "m.pt")
+    assert next(model.parameters()).dtype == torch.float32 and row["tc"] == 3.0 and history.epochs == 1
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in payload["state_dict"].values() if v.is_floating_point())
+    assert payload["extra"]["command"].startswith("vae-course sweep-beta --betas --tcs 3 --seeds 0 --epochs 1")
+    # 'best' keeps the run of highest MIG among the sweep's runs
+    args.betas, args.seeds, args.save_run = [2.0], [0, 1], "best"
+    assert BS.run(args) == 0
+    rows_out = Dg.read_sweep(args.out)
+    _, row, _ = Dg.load_stored_model(tmp_path / "m.pt")
+    assert len(rows_out) == 4 and row["mig"] == pytest.approx(max(r["mig"] for r in rows_out), abs=1e-6)
+    args.seeds = [0]
+    args.save_run = "beta-tcvae,5,0"  # not a run of this sweep
+    assert BS.run(args) == 2 and "not one of the runs" in capsys.readouterr().err
+    args.save_model = None
+    assert BS.run(args) == 2 and "give both" in capsys.readouterr().err
+    args.save_model, args.save_run = str(tmp_path / "m.pt"), "vae,1,0"
+    assert BS.run(args) == 2 and "--save-run" in capsys.readouterr().err
+
+
+def test_stored_model_is_the_run_of_its_row():
+    """The stored model (half-precision weights) scores as its row of the stored sweep says (MIG within 0.03, rate
+    within 2 %: the weights were rounded to float16), and its history's first epoch is what its command gives now
+    (train loss within 1 %)."""
+    model, row, history = Dg.load_stored_model()
+    images, factors = S.sprites_grid(levels=Dg.parse_levels(row["levels"]))
+    assert isinstance(model, vc.models.VAE) and next(model.parameters()).dtype == torch.float32
+    assert Path(Dg.MODEL_PATH).stat().st_size < 2_000_000
+    stored = [r for r in Dg.read_sweep(SWEEP_CSV, config=row["config"])
+              if (r["objective"], r["tc"], r["seed"]) == (row["objective"], row["tc"], row["seed"])]
+    assert len(stored) == 1 and stored[0]["mig"] == pytest.approx(row["mig"], abs=1e-6)
+    assert history.epochs == row["epochs"]
+    again = Dg.score_model(model, images, factors, seed=row["seed"], dci_trees=3)
+    assert again["mig"] == pytest.approx(row["mig"], abs=0.03) and again["rate"] == pytest.approx(row["rate"], rel=0.02)
+    data, _, _ = BS.sweep_data(Dg.parse_levels(row["levels"]))
+    first = BS.train_beta_vae(data, beta=row["beta"], tc=row["tc"] if row["objective"] == "beta-tcvae" else None,
+                              seed=row["seed"], epochs=1, z_dim=row["z_dim"], arch=row["arch"], hidden=row["hidden"],
+                              batch_size=row["batch_size"], lr=row["lr"], device="cpu")
+    assert first.history.train["loss"][0] == pytest.approx(history.train["loss"][0], rel=0.01)
 
 
 # ---------------------------------------------------------------- plots and widget
@@ -243,6 +318,45 @@ def test_plots_and_widget_draw(grid):
     w = vc.widgets.traversal_widget(model, kl=kl)
     assert len(w.children) >= 3
     plt.close("all")
+
+
+def test_sweep_plots_draw_one_dot_per_run_and_one_bar_per_model():
+    rows = [_row("s", b, seed=s, mig=0.1 * s + 0.01 * b, rate=10 / b + s, distortion=50 + b,
+                 **{f"gap_{n}": 0.1 * s for n in S.FACTORS}) for b in (1.0, 4.0) for s in (0, 1, 2)]
+    rows += [_row("s", 1.0, objective="beta-tcvae", tc=6.0, seed=s, mig=0.5, **{f"gap_{n}": 0.5 for n in S.FACTORS})
+             for s in (0, 1, 2)]
+    ax = vc.plotting.sweep_points(rows, metric="mig")
+    dots = sum(len(c.get_offsets()) for c in ax.collections)
+    assert dots == len(rows) and [t.get_text() for t in ax.get_xticklabels()] == ["β-VAE β=1", "β-VAE β=4", "β-TCVAE λ=6"]
+    ax = vc.plotting.factor_gaps(rows)
+    assert sum(len(c.get_offsets()) for c in ax.collections) == len(rows) * len(S.FACTORS)
+    ax = vc.plotting.rate_distortion(rows)
+    assert len(ax.collections) == 3 and len(ax.get_legend().get_texts()) == 3
+    split = vc.tc.KLDecomposition(2.0, 0.5, torch.tensor([0.25, 0.25]), 3.0, 0.01)
+    ax = vc.plotting.kl_split_bars({"a": split, "b": rows[0]})
+    widths = [p.get_width() for p in ax.patches]
+    assert len(widths) == 6 and widths[0] == 2.0 and widths[2] == 0.5 and widths[4] == pytest.approx(0.5)
+    assert S.FACTORS and vc.plotting.setting_name(rows[-1]) == "β-TCVAE λ=6"
+    plt.close("all")
+
+
+def test_summarize_sweep_gives_mean_and_spread_per_setting():
+    rows = [_row("s", 4.0, seed=s, mig=m) for s, m in enumerate((0.1, 0.2, 0.6))]
+    rows.append(_row("s", 1.0, objective="beta-tcvae", tc=6.0, mig=0.4))
+    out = Dg.summarize_sweep(rows, keys=("mig",))
+    assert [(o["objective"], o["n"]) for o in out] == [("beta-vae", 3), ("beta-tcvae", 1)]
+    assert out[0]["mig"] == pytest.approx(0.3) and out[0]["mig_sd"] == pytest.approx(float(torch.tensor([0.1, 0.2, 0.6]).std()))
+    assert out[0]["mig_min"] == 0.1 and out[0]["mig_max"] == 0.6 and out[1]["mig_sd"] == 0.0
+
+
+def test_kl_split_of_a_model_sums_to_its_rate(grid):
+    images, _ = grid
+    torch.manual_seed(0)
+    model = vc.models.VAE(x_shape=(1, 32, 32), z_dim=4, hidden=16)
+    split = Dg.kl_split(model, images[::8], n_samples=4)
+    rate = float(Dg.kl_per_latent(model, images[::8]).sum())
+    assert split.kl == pytest.approx(rate, rel=1e-4)
+    assert abs(split.mi + split.tc + float(split.dim_kl.sum()) - rate) < 4 * split.se  # 4 Monte-Carlo s.e.
 
 
 def test_constant_factors_are_left_out():

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 SUBMODULES = (
     "utils", "data", "distributions", "information", "discriminative", "nets", "generators", "mixtures",
     "linear_gaussian", "inference", "em", "estimators", "objectives", "models", "history", "checkpoint", "train",
-    "schedules", "quality", "evaluate", "aggregate", "sprites", "disentangle", "collapse", "vq", "flows", "beyond",
+    "schedules", "quality", "evaluate", "aggregate", "sprites", "tc", "disentangle", "collapse", "vq", "flows", "beyond",
     "families", "pretrained", "experiments", "plotting", "widgets", "checks", "release", "notebook_setup",
     "notebook_run", "grade", "cli",
 )

@@ -41,16 +41,22 @@ from torch import Tensor, nn
 from . import _validate as check
 from ._validate import tensor as _tensor
 from .distributions import DiagonalGaussian
+from .checkpoint import load_checkpoint
 from .evaluate import encode_all
+from .sprites import FACTORS, LEVELS
+from .tc import KLDecomposition, kl_decomposition
 from .utils import check_positive_int, stored_file
 
 __all__ = ["kl_per_latent", "latent_codes", "discretize", "mi_matrix", "factor_entropy", "MIG", "mig",
-           "mig_from_discrete", "DCI", "dci", "score_model", "read_sweep", "SWEEP_COLUMNS", "SWEEP_PATH"]
+           "mig_from_discrete", "DCI", "dci", "kl_split", "score_model", "read_sweep", "parse_levels", "format_levels",
+           "load_stored_model", "summarize_sweep", "SWEEP_COLUMNS", "SWEEP_PATH", "MODEL_PATH"]
 
-SWEEP_PATH = str(stored_file("beta_sweep.csv"))  # the stored beta sweep the chapter shows
-SWEEP_SETTINGS = ("epochs", "z_dim", "arch", "hidden", "batch_size", "lr")  # stored in every row of a sweep
-SWEEP_COLUMNS = ("config", "beta", "seed", *SWEEP_SETTINGS, "rate", "distortion", "elbo", "mig", "dci_d", "dci_c",
-                 "dci_i", "active", "seconds")
+SWEEP_PATH = str(stored_file("beta_sweep.csv"))  # the stored sweep the chapter shows
+MODEL_PATH = str(stored_file("beta_sweep_best.pt"))  # the sweep's run of highest MIG, for the chapter's traversal
+SWEEP_SETTINGS = ("levels", "epochs", "z_dim", "arch", "hidden", "batch_size", "lr")  # stored in every row of a sweep
+GAP_COLUMNS = tuple(f"gap_{name}" for name in FACTORS)  # the MIG's normalised gap of each factor
+SWEEP_COLUMNS = ("config", "objective", "beta", "tc", "seed", *SWEEP_SETTINGS, "rate", "distortion", "elbo", "mi",
+                 "total_correlation", "dim_kl", "mig", *GAP_COLUMNS, "dci_d", "dci_c", "dci_i", "active", "seconds")
 
 
 # ------------------------------------------------------------------ codes of a trained model
@@ -246,11 +252,23 @@ def dci(codes: Tensor, factors: Tensor, *, n_train: int | None = None, n_trees: 
 
 # ------------------------------------------------------------------ scoring a trained model
 @torch.no_grad()
+def kl_split(model: nn.Module, images: Tensor, *, n_samples: int = 1, seed: int = 0,
+             batch_size: int = 1000) -> KLDecomposition:
+    r"""The rate of ``model`` on a whole small data set ``images`` split into index-code MI, total correlation and
+    dimension-wise KL (Chen et al., 2018): :func:`vae_course.tc.kl_decomposition` of the encoder's posteriors,
+    exact sums over the ``N`` images, ``n_samples`` seeded draws per image."""
+    mu, logvar = encode_all(model, images, batch_size=batch_size)
+    return kl_decomposition(mu.cpu(), logvar.cpu(), n_samples=n_samples, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
 def score_model(model: nn.Module, images: Tensor, factors: Tensor, *, seed: int = 0, dci_trees: int = 10) -> dict[str, float]:
     r"""Rate :math:`R` (mean KL), distortion :math:`D` (mean :math:`-\log p(x\mid z)`, one seeded draw of z), the
-    ELBO, MIG (of one draw :math:`z\sim q(z\mid x)` per image), DCI (of the encoder means, as Eastwood & Williams)
-    and the number of active latents (KL > 0.1 nats) of ``model`` on ``images`` with known ``factors`` (e.g.
-    :func:`vae_course.sprites.sprites_grid`). Deterministic for a given ``seed``."""
+    ELBO, the split of the rate into ``mi``, ``total_correlation`` and ``dim_kl`` (:func:`kl_split`), MIG (of one
+    draw :math:`z\sim q(z\mid x)` per image) with the gap of each factor (``gap_shape``, ... ; NaN for a constant
+    factor), DCI (of the encoder means, as Eastwood & Williams) and the number of active latents (KL > 0.1 nats)
+    of ``model`` on ``images`` with known ``factors`` (e.g. :func:`vae_course.sprites.sprites_grid`). Deterministic
+    for a given ``seed``."""
     if not isinstance(images, Tensor) or images.dim() == 0 or not len(images):
         raise ValueError(f"images: got {getattr(images, 'shape', type(images).__name__)}; need a non-empty tensor of "
                          "images (N, C, H, W)")
@@ -270,20 +288,47 @@ def score_model(model: nn.Module, images: Tensor, factors: Tensor, *, seed: int 
     m = mig(draws, factors)
     d = dci(latent_codes(model, images), factors, n_trees=dci_trees, seed=seed)
     active = int((kl_per_latent(model, images) > 0.1).sum())
-    return {"rate": rate, "distortion": distortion, "elbo": -rate - distortion, "mig": m.score,
+    split = kl_split(model, images, seed=seed)
+    gaps = {name: float(g) for name, g in zip(GAP_COLUMNS, m.gaps.tolist())} if len(m.gaps) == len(FACTORS) else {}
+    return {"rate": rate, "distortion": distortion, "elbo": -rate - distortion, "mi": split.mi,
+            "total_correlation": split.tc, "dim_kl": float(split.dim_kl.sum()), "mig": m.score, **gaps,
             "dci_d": d.disentanglement, "dci_c": d.completeness, "dci_i": d.informativeness, "active": active}
 
 
-# ------------------------------------------------------------------ the stored beta sweep
+# ------------------------------------------------------------------ the stored sweep and its model
+def parse_levels(text: str | None) -> dict[str, int] | None:
+    """``"rotation=1,x=4"`` -> ``{"rotation": 1, "x": 4}``; ``"default"``, ``""`` or None -> None (the full grid)."""
+    if text is None or text.strip() in ("", "default"):
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, count = part.partition("=")
+        name = name.strip()
+        if name not in LEVELS or not count.strip().isdigit():
+            raise ValueError(f"levels: got {text!r}; need comma-separated NAME=COUNT with NAME in {FACTORS}, "
+                             "e.g. 'rotation=1'")
+        out[name] = int(count)
+    return out
+
+
+def format_levels(levels: dict[str, int] | None) -> str:
+    """The inverse of :func:`parse_levels`: ``{"rotation": 1}`` -> ``"rotation=1"``, None -> ``"default"``."""
+    return ",".join(f"{k}={v}" for k, v in levels.items()) if levels else "default"
+
+
+_TEXT = ("config", "objective", "arch", "levels")
+_INTS = ("seed", "epochs", "z_dim", "hidden", "batch_size", "active")
+
+
 def _typed(row: dict) -> dict:
     out = {}
     for k, v in row.items():
-        if k in ("config", "arch"):
+        if k in _TEXT:
             out[k] = v
-        elif k in ("seed", "epochs", "z_dim", "hidden", "batch_size", "active"):
+        elif k in _INTS:
             out[k] = int(v)
         else:
-            out[k] = float(v)
+            out[k] = float(v) if v not in ("", None) else float("nan")
     return out
 
 
@@ -296,3 +341,31 @@ def read_sweep(path=None, *, config: str | None = None) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         rows = [_typed(r) for r in csv.DictReader(f)]
     return [r for r in rows if config is None or r["config"] == config]
+
+
+def summarize_sweep(rows: list[dict], keys=("rate", "distortion", "mi", "total_correlation", "dim_kl", "mig", "dci_d")
+                    ) -> list[dict]:
+    """One dict per setting (``objective``, ``beta``, ``tc``) of a sweep: ``n`` (seeds), and for each of ``keys`` its
+    mean over the seeds, ``<key>_sd`` (sample standard deviation), ``<key>_min`` and ``<key>_max``. beta-VAEs come
+    first by beta, then beta-TCVAEs by their total-correlation weight."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["objective"] == "beta-tcvae", r["beta"], r["tc"]), []).append(r)
+    out = []
+    for (_, beta, tc), sel in sorted(groups.items()):
+        summary = {"objective": sel[0]["objective"], "beta": beta, "tc": tc, "n": len(sel)}
+        for k in keys:
+            v = torch.tensor([float(r[k]) for r in sel], dtype=torch.float64)
+            summary.update({k: float(v.mean()), f"{k}_sd": float(v.std()) if len(v) > 1 else 0.0,
+                            f"{k}_min": float(v.min()), f"{k}_max": float(v.max())})
+        out.append(summary)
+    return out
+
+
+def load_stored_model(path=None):
+    """The model stored with the sweep (``vae-course sweep-beta --save-model``), as ``(model, row, history)``: the
+    VAE in eval mode on the CPU (float32), its row of the sweep (settings and scores) and its training history.
+    ``path`` defaults to :data:`MODEL_PATH`."""
+    path = MODEL_PATH if path is None else path
+    model, _, history, extra = load_checkpoint(path, return_extra=True)
+    return model.float(), _typed({k: str(v) for k, v in extra["row"].items()}), history

@@ -14,6 +14,17 @@ al., 2018), which holds the batch-mean rate near a target :math:`C` that grows d
 (:func:`capacity_schedule`). Schedules of :math:`\beta` (KL warm-up, Bowman et al., 2016;
 :func:`kl_warmup`) plug into :func:`vae_course.train.fit` as ``loss_kwargs``.
 
+The **beta-TCVAE** (Chen et al., 2018) reweights one part of the KL only. With the split of the rate into
+index-code mutual information, total correlation and dimension-wise KL (:mod:`vae_course.tc`), the option
+``tc`` of :func:`beta_objective` maximises
+
+.. math:: \mathbb E_q[\log p(x\mid z)] - \beta\,\big(R - \widehat{\mathrm{TC}}\big) - \lambda_{\mathrm{TC}}\,\widehat{\mathrm{TC}}
+          = \mathbb E_q[\log p(x\mid z)] - \beta R - (\lambda_{\mathrm{TC}} - \beta)\,\widehat{\mathrm{TC}},
+
+so the mutual information and the dimension-wise KL keep the weight :math:`\beta` (1 in Chen et al.) and the
+total correlation :math:`\widehat{\mathrm{TC}}` (:func:`vae_course.tc.minibatch_tc`) gets :math:`\lambda_{\mathrm{TC}}`;
+``tc = beta`` is the beta-VAE again.
+
 :func:`kl_per_dimension` is the KL to :math:`\mathcal N(0, I)` split by coordinate and
 :func:`negative_beta_elbo` the beta-ELBO of Bernoulli pixels written out, the references of the chapter 6
 and 7 exercises. Nothing here builds a model: :mod:`vae_course.models` calls these functions.
@@ -27,9 +38,10 @@ from torch import Tensor
 
 from . import _validate as check
 from . import distributions as D
+from . import tc as _tc
 from .utils import check_positive_int
 
-__all__ = ["kl_per_dimension", "free_bits_kl", "beta_objective", "training_loss", "negative_beta_elbo",
+__all__ = ["kl_per_dimension", "free_bits_kl", "total_correlation", "beta_objective", "training_loss", "negative_beta_elbo",
            "warmup_beta", "kl_warmup", "capacity_schedule", "WARMUP_KINDS"]
 
 WARMUP_KINDS = ("linear", "sigmoid")
@@ -77,14 +89,26 @@ def free_bits_kl(kl_per_dim: Tensor, lam: float, *, group_size: int = 1) -> Tens
     return per_group.clamp(min=lam).sum()
 
 
+def total_correlation(z: Tensor, mu: Tensor, logvar: Tensor, *, dataset_size: int | None = None) -> Tensor:
+    r"""The beta-TCVAE's penalty per example: :math:`\log\hat q(z) - \sum_j\log\hat q(z_j)` ``(B,)``, the total
+    correlation of the aggregate posterior estimated on the batch (:func:`vae_course.tc.minibatch_tc`).
+
+    ``z`` ``(B, m)`` or ``(S, B, m)`` draws of the batch's posteriors ``mu``, ``logvar`` ``(B, m)``; ``dataset_size``:
+    the number of training images the batch was drawn from (None: the batch is the data set)."""
+    return _tc.minibatch_tc(z, mu, logvar, dataset_size=dataset_size, validate=False)
+
+
 # ---------------------------------------------------------------- the objective every VAE maximises
 def beta_objective(recon: Tensor, kl: Tensor, kl_dims: Tensor | None = None, *, beta: float = 1.0,
-                   free_bits: float = 0.0, free_bits_group: int = 1, capacity: float | None = None) -> Tensor:
+                   free_bits: float = 0.0, free_bits_group: int = 1, capacity: float | None = None,
+                   tc: float | None = None, tc_estimate: Tensor | None = None) -> Tensor:
     r"""What training maximises, per example: ``recon - beta * R`` with the rate term chosen by the options.
 
     ``R`` is the KL (``kl`` ``(B,)``), the free-bits KL of ``kl_dims`` ``(B, m)`` when ``free_bits > 0``, or
     :math:`|\overline{\mathrm{KL}} - C|` when ``capacity`` is :math:`C` (nats); the last two are numbers for the whole
     batch, broadcast to ``(B,)``. ``recon``: ``(B,)``. Raises ValueError for a negative ``beta`` or both options.
+    With ``tc`` (:math:`\lambda_{\mathrm{TC}}`, the beta-TCVAE of the module doc) the total correlation
+    ``tc_estimate`` ``(B,)`` is weighted by ``tc`` instead of ``beta``: ``recon - beta * kl - (tc - beta) * tc_estimate``.
     """
     if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta: got {beta!r}; need a finite weight >= 0")
@@ -92,6 +116,16 @@ def beta_objective(recon: Tensor, kl: Tensor, kl_dims: Tensor | None = None, *, 
         check.positive_float("free_bits", free_bits, allow_zero=True)
     if capacity is not None:
         check.positive_float("capacity", capacity, allow_zero=True)
+    if tc is not None:
+        if not (isinstance(tc, (int, float)) and math.isfinite(tc) and tc >= 0):
+            raise ValueError(f"tc: got {tc!r}; need a finite weight >= 0 on the total correlation")
+        if capacity is not None or free_bits:
+            raise ValueError(f"tc / capacity / free_bits: got tc={tc!r} with capacity={capacity!r}, "
+                             f"free_bits={free_bits!r}; the total-correlation weight works with the plain beta objective")
+        if tc_estimate is None:
+            raise ValueError("tc_estimate: got None; the tc option needs the per-example total correlation "
+                             "(vae_course.tc.minibatch_tc)")
+        return recon - beta * kl - (tc - beta) * tc_estimate  # beta (MI + dim-wise KL) + tc TC
     if capacity is not None and free_bits:
         raise ValueError(f"capacity / free_bits: got {capacity!r} and {free_bits!r}; use one rate objective at a time")
     if capacity is not None:

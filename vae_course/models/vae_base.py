@@ -1,7 +1,7 @@
 r"""The skeleton every VAE of the course shares: encoder :math:`q_w(z\mid x)`, prior :math:`p(z)`, decoder :math:`p_\theta(x\mid z)`.
 
 :class:`VAEBase` owns what does not depend on the networks: the ELBO and its reweightings (the loss takes
-``beta``, ``free_bits`` and ``capacity`` on every VAE, :mod:`vae_course.objectives`), the importance weights
+``beta``, ``free_bits``, ``capacity`` and ``tc`` on every VAE, :mod:`vae_course.objectives`), the importance weights
 of the IWAE bound, and Sample_VAE. A model differs from another only in its three parts:
 
 * ``self.encoder``: images ``(B, C, H, W)`` -> a :class:`~vae_course.distributions.DiagonalGaussian` ``(B, m)``;
@@ -45,23 +45,27 @@ __all__ = ["ELBO", "LatentDraws", "VAEBase"]
 
 class ELBO(NamedTuple):
     r"""Per-example terms ``(B,)`` in nats: ``recon`` :math:`\hat{\mathbb E}_q\log p(x\mid z)`, ``kl``,
-    ``elbo = recon - kl`` and ``total`` (the objective that was maximised, :func:`~vae_course.objectives.beta_objective`)."""
+    ``elbo = recon - kl`` and ``total`` (the objective that was maximised, :func:`~vae_course.objectives.beta_objective`);
+    ``tc``: the minibatch total correlation (:func:`vae_course.tc.minibatch_tc`) when the ``tc`` option is used, else None."""
 
     recon: Tensor
     kl: Tensor
     elbo: Tensor
     total: Tensor
+    tc: Tensor | None = None
 
 
 class LatentDraws(NamedTuple):
     r"""What :meth:`VAEBase.posterior_draws` returns: ``z`` ``(..., B, m)``, the latents ``decode`` takes;
     ``log_q`` and ``log_p`` ``(..., B)``: :math:`\log q(z\mid x)` and :math:`\log p(z)` at those latents;
-    ``kl_dims`` ``(B, m)``: the closed-form KL per coordinate (averaged over the draws), or None."""
+    ``kl_dims`` ``(B, m)``: the closed-form KL per coordinate (averaged over the draws), or None; ``q``: the
+    diagonal-Gaussian posterior the draws came from, where there is one (the beta-TCVAE's estimate needs it)."""
 
     z: Tensor
     log_q: Tensor
     log_p: Tensor
     kl_dims: Tensor | None
+    q: D.DiagonalGaussian | None = None
 
 
 class VAEBase(nn.Module):
@@ -115,18 +119,20 @@ class VAEBase(nn.Module):
         per coordinate where the prior has one. The default is the encoder's reparameterised Gaussian."""
         q = self.encoder(x)
         z = q.sample(n_samples, generator=generator)
-        return LatentDraws(z, q.log_prob(z), self.prior.log_prob(z), self.prior.kl(q, per_dimension=True))
+        return LatentDraws(z, q.log_prob(z), self.prior.log_prob(z), self.prior.kl(q, per_dimension=True), q)
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         r"""The hook for the likelihood: :math:`\log p_\theta(x\mid z)` for latents ``(..., B, m)``: ``(..., B)``."""
         return self.decode(z).log_prob(x)
 
     def elbo(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, *, free_bits: float = 0.0,
-             free_bits_group: int = 1, capacity: float | None = None,
-             generator: torch.Generator | None = None) -> ELBO:
+             free_bits_group: int = 1, capacity: float | None = None, tc: float | None = None,
+             dataset_size: int | None = None, generator: torch.Generator | None = None) -> ELBO:
         r"""Per-example ELBO terms for a batch ``x`` ``(B, C, H, W)``; ``n_samples`` draws of :math:`z` per example.
-        ``beta``, ``free_bits`` (with ``free_bits_group``) and ``capacity`` choose ``total``
-        (:func:`~vae_course.objectives.beta_objective`); ``recon``, ``kl`` and ``elbo`` are always the true terms."""
+        ``beta``, ``free_bits`` (with ``free_bits_group``), ``capacity`` and ``tc`` (the beta-TCVAE's weight on the
+        total correlation, estimated on the batch drawn from ``dataset_size`` images, :func:`vae_course.tc.minibatch_tc`)
+        choose ``total`` (:func:`~vae_course.objectives.beta_objective`); ``recon``, ``kl`` and ``elbo`` are always
+        the true terms."""
         x = self._images(x)
         draws = self.posterior_draws(x, None if n_samples == 1 else check_positive_int("n_samples", n_samples),
                                      generator=generator)
@@ -139,18 +145,28 @@ class VAEBase(nn.Module):
         else:  # no closed form: the Monte-Carlo mean of log q(z|x) - log p(z) over the same draws
             log_ratio = draws.log_q - draws.log_p  # (B,) or (S, B)
             kl = log_ratio if log_ratio.dim() == 1 else log_ratio.mean(0)
+        tc_estimate = None
+        if tc is not None:
+            if draws.q is None:
+                raise ValueError(f"tc: got {tc!r}; the total-correlation estimate needs a diagonal-Gaussian posterior, and "
+                                 f"{type(self).__name__}'s posterior_draws gives none")
+            tc_estimate = objectives.total_correlation(draws.z, draws.q.mu, draws.q.logvar, dataset_size=dataset_size)
         total = objectives.beta_objective(recon, kl, kl_dims, beta=beta, free_bits=free_bits,
-                                          free_bits_group=free_bits_group, capacity=capacity)
-        return ELBO(recon, kl, recon - kl, total)
+                                          free_bits_group=free_bits_group, capacity=capacity, tc=tc,
+                                          tc_estimate=tc_estimate)
+        return ELBO(recon, kl, recon - kl, total, tc_estimate)
 
     def loss(self, x: Tensor, beta: float = 1.0, n_samples: int = 1, free_bits: float = 0.0, free_bits_group: int = 1,
-             capacity: float | None = None) -> LossTerms:
+             capacity: float | None = None, tc: float | None = None, dataset_size: int | None = None) -> LossTerms:
         r"""The :func:`~vae_course.train.fit` protocol: the scalar to minimise (:func:`~vae_course.objectives.training_loss`)
-        and the batch means of ``loss``, ``elbo``, ``recon`` and ``kl`` for the history."""
+        and the batch means of ``loss``, ``elbo``, ``recon`` and ``kl`` for the history (and ``tc`` with that option)."""
         t = self.elbo(x, beta=beta, n_samples=n_samples, free_bits=free_bits, free_bits_group=free_bits_group,
-                      capacity=capacity)
+                      capacity=capacity, tc=tc, dataset_size=dataset_size)
         loss = objectives.training_loss(t.recon, t.kl, t.total, beta=beta, capacity=capacity)
-        return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
+        terms = {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()}
+        if t.tc is not None:
+            terms["tc"] = t.tc.mean()
+        return LossTerms(loss, terms)
 
     def forward(self, x: Tensor) -> ELBO:
         return self.elbo(x)

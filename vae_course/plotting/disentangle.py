@@ -1,18 +1,24 @@
 r"""Figures for chapter 6 (beta-VAE and disentanglement): factor and latent traversals, KL per latent,
-mutual information between latents and factors, metrics against beta, the rate-distortion plane.
+mutual information between latents and factors, the KL split, metrics over settings and seeds, the
+rate-distortion plane.
 
 A **latent traversal** decodes :math:`z` with one coordinate :math:`z_j` swept over a range while the
 others stay fixed (at the encoder mean of one image, or at 0); one row per latent, ordered by the
 latent's KL, so the informative latents come first (Higgins et al., 2017, fig. 7).
-Sweep results are lists of dicts with keys such as ``beta``, ``seed``, ``rate``, ``distortion``, ``mig``
-(:func:`vae_course.experiments.beta_sweep.sweep_beta` writes them).
+Sweep results are lists of dicts with keys such as ``objective``, ``beta``, ``tc``, ``seed``, ``rate``,
+``distortion``, ``mig`` (:func:`vae_course.experiments.beta_sweep.sweep_beta` writes them).
+Images stay matplotlib; the statistical pictures (MI tables, spreads over seeds) are drawn with seaborn in its
+``whitegrid`` style, set per figure (:func:`_styled`), so no global state changes.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 from matplotlib.patches import Rectangle
 from torch import Tensor
@@ -21,7 +27,9 @@ from .. import sprites as S
 from .common import image_grid, new_axes
 
 __all__ = ["factor_traversals", "latent_traversal", "traversal_point", "kl_bars", "mi_heatmap",
-           "metrics_vs_beta", "rate_distortion"]
+           "metrics_vs_beta", "rate_distortion", "setting_name", "kl_split_bars", "sweep_points", "factor_gaps"]
+
+SPLIT_COLOURS = {"index-code MI": "#4c72b0", "total correlation": "#dd8452", "dimension-wise KL": "#55a868"}
 
 
 def factor_traversals(base: Sequence[int] = (0, 3, 2, 3, 4), *, levels: dict[str, int] | None = None, ax=None):
@@ -123,21 +131,111 @@ def kl_bars(kl: Tensor, *, ax=None, title: str | None = None, sort: bool = True)
     return ax
 
 
+def _styled(ax, figsize):
+    """A fresh axes drawn in seaborn's ``whitegrid`` style (or ``ax`` with its grid and spines set the same way)."""
+    if ax is None:
+        with sns.axes_style("whitegrid"):
+            ax = new_axes(None, figsize)
+    else:
+        ax.set_axisbelow(True)
+        ax.grid(True, color="0.9")
+    sns.despine(ax=ax, left=True)
+    return ax
+
+
 def mi_heatmap(mi: Tensor, entropy: Tensor, *, factor_names: Sequence[str], kl: Tensor | None = None, ax=None,
-               title: str | None = None):
-    r"""Normalised mutual information :math:`I(z_j; v_k)/H(v_k)` (rows: latents by decreasing ``kl``; columns:
-    factors), the table the MIG is read from: a disentangled code has one bright cell per column."""
+               title: str | None = None, n_rows: int | None = None, annotate: bool = True):
+    r"""Normalised mutual information :math:`I(z_j; v_k)/H(v_k)` (rows: latents by decreasing ``kl``, the first
+    ``n_rows``; columns: factors), the table the MIG is read from, drawn with seaborn on a white-to-dark scale with
+    the value in each cell: a disentangled code has one dark cell per column."""
     norm = (torch.as_tensor(mi) / torch.as_tensor(entropy)).float()
-    order = _order(kl, norm.shape[0])
-    ax = new_axes(ax, (0.6 * len(factor_names) + 1.6, 0.33 * len(order) + 1))
-    im = ax.imshow(norm[order].numpy(), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(factor_names)))
-    ax.set_xticklabels(factor_names, fontsize=8, rotation=30)
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([f"$z_{{{j}}}$" for j in order], fontsize=8)
-    ax.figure.colorbar(im, ax=ax, fraction=0.06, label="$I(z_j; v_k) / H(v_k)$")
+    order = _order(kl, norm.shape[0])[:n_rows]
+    ax = new_axes(ax, (0.7 * len(factor_names) + 1.8, 0.33 * len(order) + 1))
+    labels = [f"$z_{{{j}}}$" + (f" ({float(kl[j]):.1f})" if kl is not None else "") for j in order]
+    sns.heatmap(pd.DataFrame(norm[order].numpy(), index=labels, columns=list(factor_names)), vmin=0, vmax=1,
+                cmap="rocket_r", annot=annotate, fmt=".2f", annot_kws={"fontsize": 7}, linewidths=0.5,
+                linecolor="white", cbar_kws={"label": "$I(z_j; v_k) / H(v_k)$", "fraction": 0.06}, ax=ax)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
     if title:
         ax.set_title(title)
+    return ax
+
+
+def setting_name(row: Mapping) -> str:
+    """A short name for a row's training objective: ``"β-VAE β=4"`` or ``"β-TCVAE λ=6"`` (λ: the weight ``tc``)."""
+    if row.get("objective", "beta-vae") == "beta-tcvae":
+        return f"β-TCVAE λ={float(row['tc']):g}"
+    return f"β-VAE β={float(row['beta']):g}"
+
+
+def _settings(rows: Sequence[Mapping]) -> list[str]:
+    keyed = {setting_name(r): (r.get("objective", "beta-vae") == "beta-tcvae", float(r["beta"]), float(r.get("tc", 0)))
+             for r in rows}
+    return sorted(keyed, key=keyed.get)  # beta-VAEs by beta, then beta-TCVAEs by tc
+
+
+def kl_split_bars(splits: Mapping[str, object], *, ax=None, title: str | None = None):
+    r"""Stacked horizontal bars, one per model: the rate split into index-code MI, total correlation and dimension-wise
+    KL (nats). ``splits`` maps a name to a :class:`~vae_course.tc.KLDecomposition` or a dict with ``mi``,
+    ``total_correlation`` and ``dim_kl`` (e.g. a row of the stored sweep)."""
+    def parts(v):
+        if isinstance(v, Mapping):
+            return float(v["mi"]), float(v["total_correlation"]), float(v["dim_kl"])
+        return float(v.mi), float(v.tc), float(torch.as_tensor(v.dim_kl).sum())
+
+    names = list(splits)
+    values = np.array([parts(splits[n]) for n in names])  # (models, 3)
+    ax = _styled(ax, (6.5, 0.45 * len(names) + 1.2))
+    left = np.zeros(len(names))
+    for k, (label, colour) in enumerate(SPLIT_COLOURS.items()):
+        ax.barh(range(len(names)), values[:, k], left=left, color=colour, label=label, height=0.65)
+        left += values[:, k]
+    for i, total in enumerate(left):
+        ax.text(total, i, f"  {total:.1f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.15 * left.max())
+    ax.set_xlabel("nats per image (the bars add up to the rate)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.6 / (len(names) + 1)), ncol=3,
+              frameon=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def sweep_points(rows: Sequence[Mapping], *, metric: str = "mig", ax=None, ylabel: str | None = None):
+    """One dot per seed and the mean (a black bar) of ``metric`` for each setting of a sweep (seaborn strip plot):
+    beta-VAEs by beta, then beta-TCVAEs by their total-correlation weight."""
+    df = pd.DataFrame({"setting": [setting_name(r) for r in rows], metric: [float(r[metric]) for r in rows],
+                       "objective": [r.get("objective", "beta-vae") for r in rows]})
+    order = _settings(rows)
+    ax = _styled(ax, (6.5, 3.6))
+    sns.stripplot(df, x="setting", y=metric, hue="objective", order=order, size=6, jitter=0.12, alpha=0.8, ax=ax)
+    means = df.groupby("setting")[metric].mean()
+    for i, name in enumerate(order):
+        ax.plot([i - 0.3, i + 0.3], [means[name]] * 2, color="k", lw=2)
+    ax.set_xlabel("")
+    ax.set_ylabel(ylabel or metric)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, title=None)
+    return ax
+
+
+def factor_gaps(rows: Sequence[Mapping], *, ax=None):
+    """The MIG's normalised gap of each factor (columns ``gap_<factor>`` of a sweep), one dot per seed, for each
+    setting (seaborn strip plot, dodged by setting): which factors a setting separates, and how reliably."""
+    records = [{"factor": name, "gap": float(r[f"gap_{name}"]), "setting": setting_name(r)}
+               for r in rows for name in S.FACTORS if not math.isnan(float(r[f"gap_{name}"]))]
+    df = pd.DataFrame(records)
+    ax = _styled(ax, (7, 3.6))
+    sns.stripplot(df, x="factor", y="gap", hue="setting", hue_order=_settings(rows), dodge=True, size=5, jitter=0.1,
+                  alpha=0.85, palette="colorblind", ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel(r"gap $(I_1 - I_2) / H(v_k)$")
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=7, ncol=2, title=None)
     return ax
 
 
@@ -174,21 +272,27 @@ def metrics_vs_beta(rows: Sequence[Mapping], *, metrics: Sequence[str] = ("mig",
 
 
 def rate_distortion(rows: Sequence[Mapping], *, ax=None, annotate: bool = True):
-    r"""Distortion :math:`-\mathbb E\log p(x\mid z)` against rate :math:`\mathrm{KL}` (nats), one dot per run, coloured
-    by :math:`\beta`; each mean is labelled. Lines of slope :math:`-\beta` are where :math:`D + \beta R` is constant."""
-    ax = new_axes(ax, (5, 3.8))
-    rates, dists = _by_beta(rows, "rate"), _by_beta(rows, "distortion")
-    cmap = plt.cm.viridis
-    betas = list(rates)
-    for i, b in enumerate(betas):
-        colour = cmap(i / max(1, len(betas) - 1))
-        ax.scatter(rates[b], dists[b], s=16, color=colour, alpha=0.7, linewidths=0)
-        r, d = np.mean(rates[b]), np.mean(dists[b])
-        ax.plot(r, d, "o", color=colour, ms=7, mec="k", label=rf"$\beta$ = {b:g}")
+    r"""Distortion :math:`-\mathbb E\log p(x\mid z)` against rate :math:`\mathrm{KL}` (nats), one dot per run, one colour
+    per setting (beta-VAEs by beta, then beta-TCVAEs as squares); each setting's mean is the large marker. Lines of
+    slope :math:`-\beta` are where :math:`D + \beta R` is constant."""
+    ax = _styled(ax, (5.5, 3.8))
+    order = _settings(rows)
+    colours = dict(zip(order, sns.color_palette("colorblind", len(order))))
+    beta_vae = [setting_name(r) for r in rows if r.get("objective", "beta-vae") != "beta-tcvae"]
+    for name in order:
+        sel = [r for r in rows if setting_name(r) == name]
+        rate, dist = [float(r["rate"]) for r in sel], [float(r["distortion"]) for r in sel]
+        marker = "o" if name in beta_vae else "s"
+        ax.scatter(rate, dist, s=16, color=colours[name], alpha=0.7, linewidths=0, marker=marker)
+        ax.plot(np.mean(rate), np.mean(dist), marker, color=colours[name], ms=8, mec="k", label=name)
         if annotate:
-            ax.annotate(f"{b:g}", (r, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.plot([np.mean(rates[b]) for b in betas], [np.mean(dists[b]) for b in betas], "-", color="0.6", lw=1, zorder=0)
+            ax.annotate(name.split(" ")[-1], (np.mean(rate), np.mean(dist)), textcoords="offset points",
+                        xytext=(5, 4), fontsize=7)
+    means = [(np.mean([float(r["rate"]) for r in rows if setting_name(r) == n]),
+              np.mean([float(r["distortion"]) for r in rows if setting_name(r) == n])) for n in order if n in beta_vae]
+    if len(means) > 1:
+        ax.plot(*zip(*means), "-", color="0.6", lw=1, zorder=0)
     ax.set_xlabel("rate R = KL (nats per image)")
     ax.set_ylabel(r"distortion D = $-\mathbb{E}\log p(x\mid z)$ (nats)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=1)
     return ax
