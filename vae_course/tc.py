@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from ._validate import tensor as _tensor
+from .distributions import kl_normal_std, reparameterize
 from .utils import check_positive_int
 
 __all__ = ["log_density_matrix", "minibatch_log_weights", "minibatch_kl_terms", "minibatch_tc", "KLTerms",
@@ -189,13 +190,13 @@ def kl_decomposition(mu: Tensor, logvar: Tensor, *, n_samples: int = 1,
         raise ValueError(f"mu, logvar: got shapes {tuple(mu.shape)} and {tuple(logvar.shape)}; need the same (N, m)")
     s = check_positive_int("n_samples", n_samples)
     eps = torch.randn((s, *mu.shape), generator=generator, dtype=torch.float64).to(mu.device)
-    z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, mu.shape[1])  # (S N, m): z = mu + sigma * eps
-    mu_s, logvar_s = mu.repeat(s, 1), logvar.repeat(s, 1)  # (S N, m): the posterior of each draw
+    z = reparameterize(mu, logvar, eps=eps, validate=False).reshape(-1, mu.shape[1])  # (S N, m): z = mu + sigma * eps
+    logvar_s = logvar.repeat(s, 1)  # (S N, m): the posterior variance of each draw
     log_q = (-0.5 * (_LOG_2PI + logvar_s + eps.reshape(-1, mu.shape[1]).pow(2))).sum(-1)  # log q(z | n)
     log_qz, log_qzj = aggregate_log_density(z, mu, logvar)
     log_pj = -0.5 * (_LOG_2PI + z.pow(2))  # (S N, m)
     mi, tc, dim = log_q - log_qz, log_qz - log_qzj.sum(-1), log_qzj - log_pj
-    kl = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).sum(-1).mean()  # closed form, mean over the data set
+    kl = kl_normal_std(mu, logvar, validate=False).mean()  # closed form, mean over the data set
     total = mi + tc + dim.sum(-1)
     return KLDecomposition(float(mi.mean()), float(tc.mean()), dim.mean(0).float(), float(kl),
                            float(total.std() / math.sqrt(len(total))))

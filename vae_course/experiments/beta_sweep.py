@@ -11,6 +11,7 @@ tiny slice of it.
 from __future__ import annotations
 
 import argparse
+import math
 import copy
 import csv
 import os
