@@ -118,3 +118,13 @@ def test_asking_for_a_missing_gpu_through_the_variable_is_refused_in_a_chapter_s
     env = {**os.environ, "VAE_COURSE_DEVICE": "cuda"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "VAE_COURSE_DEVICE: got 'cuda' but this machine has no CUDA GPU" in proc.stderr
+
+
+def test_stored_models_load_and_sample_on_each_device(device):
+    """Every stored long run (trained on the CPU) loads onto each device present and samples there."""
+    for name in vc.pretrained.available():
+        model = vc.pretrained.load(name, map_location=device.type).model
+        assert next(model.parameters()).device.type == device.type, name
+        if hasattr(model, "sample") and name != "vqvae":  # the VQ-VAE samples through its code prior
+            x = model.sample(2, generator=torch.Generator(device=device).manual_seed(0))
+            assert x.device.type == device.type and torch.isfinite(x).all(), name
