@@ -34,7 +34,7 @@ def test_the_book_build_and_the_grader_install_it():
         assert notebook_run.installed()
     finally:
         notebook_run.install()
-    grade = (ROOT / "vae_course" / "grade.py").read_text()
+    grade = (ROOT / "vae_course" / "grade" / "__init__.py").read_text()  # where the grader runs submissions
     assert "notebook_run.install()" in grade
 
 
