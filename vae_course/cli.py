@@ -56,7 +56,12 @@ COMMANDS: dict[str, Command] = {
                      "Run each submitted notebook in a fresh kernel and write its check results to a CSV file."),
     "train": Command("vae_course.experiments.train_vae", "add_train_arguments", "train_command",
                      "train a VAE and write checkpoint, history and sample grids",
-                     "Train a VAE with vae_course.train.fit; outputs go to --out."),
+                     "Train a VAE with vae_course.train.fit; outputs go to --out. Speed: `vae-course bench`'s engine "
+                     "figure trains on grey pixels with nothing else; this command draws binary pixels afresh for every "
+                     "batch (--binarize dynamic, about a fifth of a step of the default MLP), scores the test set every "
+                     "epoch (--test-every) and writes a checkpoint every 30 s (--checkpoint-every), so it runs at about "
+                     "four fifths of that figure (`vae-course bench --train-overhead` measures each part on your "
+                     "machine)."),
     "evaluate": Command("vae_course.experiments.train_vae", "add_evaluate_arguments", "evaluate_command",
                         "IWAE log-likelihood of a checkpoint on its test set",
                         "Estimate log p(x) on the test set with the importance-weighted bound (Burda et al., 2016)."),
