@@ -75,6 +75,13 @@ def test_free_bits_needs_a_closed_form_kl_which_a_flow_has_not():
         model.loss(_x(3), free_bits=0.5)
 
 
+def test_the_total_correlation_penalty_needs_a_diagonal_gaussian_posterior_which_a_flow_has_not():
+    model = FlowVAE(x_shape=(1, 8, 8), z_dim=2, hidden=8)
+    with pytest.raises(ValueError, match="tc: got 4.0; the total-correlation estimate needs a diagonal-Gaussian"):
+        model.loss(_x(3), tc=4.0, dataset_size=100)
+    assert torch.isfinite(VAE(x_shape=(1, 8, 8), z_dim=2, hidden=8).loss(_x(3), tc=4.0, dataset_size=100).loss)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("flow", "radial", "flow: got 'radial'"), ("flow_layers", -1, "flow_layers"), ("flow_hidden", 0, "flow_hidden"),
     ("deterministic", True, "deterministic"),
