@@ -33,6 +33,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -284,6 +285,19 @@ _TYPESET = r"""
 """
 
 
+def _print_page(html_dir: Path) -> str:
+    """The one page to print, as a file at the top of ``html_dir``. The singlehtml builder writes the toc's root
+    document (e.g. ``book/intro.html``) with links relative to the top folder, and ``index.html`` is only a refresh
+    redirect to it: served from its own folder the page finds neither MathJax nor its images, and a page that
+    redirects while it is being typeset fails the evaluation. A copy at the top has both right."""
+    index = (html_dir / "index.html").read_text(encoding="utf-8")
+    m = re.search(r'http-equiv="Refresh" content="\d+;\s*url=([^"]+)"', index, re.I)
+    if not m:
+        return "index.html"
+    shutil.copyfile(html_dir / m.group(1), html_dir / "print.html")
+    return "print.html"
+
+
 def print_to_pdf(html_dir: Path, out: Path, executable: str) -> int:
     """Open ``html_dir/index.html`` in headless Chromium, wait until MathJax has typeset it and every image has
     loaded, and print it to ``out`` (A4, with a document outline); returns the number of pages."""
@@ -291,7 +305,7 @@ def print_to_pdf(html_dir: Path, out: Path, executable: str) -> int:
     try:
         session = chrome.new_page()
         n = len(chrome.events.get(session, []))
-        chrome.call("Page.navigate", {"url": _served(str(html_dir)) + "index.html"}, session=session)
+        chrome.call("Page.navigate", {"url": _served(str(html_dir)) + _print_page(html_dir)}, session=session)
         chrome.wait_event(session, "Page.loadEventFired", n, 120)
         chrome.evaluate(session, _TYPESET, timeout=180)
         data = chrome.call("Page.printToPDF", {"printBackground": True, "paperWidth": 8.27, "paperHeight": 11.69,
