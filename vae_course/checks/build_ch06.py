@@ -25,9 +25,9 @@ from ..models import VAE
 from ..models.base import LossTerms
 from ..objectives import capacity_schedule
 from ..train import evaluate_loss, fit
-from ._core import GRAPH_CUT, StudentError, call_student
+from ._core import StudentError, call_student
 from ._guard import guarded
-from .outcomes import COLLAPSE_KL, NAN_HINT, Band, Outcome, fmt, run_build, student_step
+from .outcomes import COLLAPSE_KL, NAN_HINT, Band, Outcome, fmt, run_build, scalar_loss, student_step
 
 __all__ = ["check_capacity", "FIT", "TARGET", "TOLERANCE", "GAMMA", "MARGIN", "reference_run"]
 
@@ -55,17 +55,8 @@ class _CapacityVAE(VAE):
         self.step += 1
         out = student_step(self.fn, t.recon, t.kl, float(capacity), GAMMA,
                            what=f"`{self.name}` at training step {self.step}")
-        loss = _scalar(out, self.name)
+        loss = scalar_loss(out, self.name)
         return LossTerms(loss, {"loss": loss, "elbo": t.elbo.mean(), "recon": t.recon.mean(), "kl": t.kl.mean()})
-
-
-def _scalar(out, name: str) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.numel() != 1:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise StudentError(f"`{name}` returned {got}; need a scalar tensor (the batch's loss).")
-    if torch.is_grad_enabled() and not out.requires_grad:
-        raise StudentError(f"`{name}` returned a loss without a gradient; {GRAPH_CUT}.")
-    return out.reshape(())
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,7 +76,7 @@ def _probe(student):
     g = torch.Generator().manual_seed(60)
     recon = (-30 + 3 * torch.randn(6, generator=g)).requires_grad_(True)
     kl = (3 + torch.rand(6, generator=g)).requires_grad_(True)
-    out = _scalar(call_student(fn, (recon, kl, 2.0, GAMMA), name=name,
+    out = scalar_loss(call_student(fn, (recon, kl, 2.0, GAMMA), name=name,
                                describe="recon, kl of 6 images, capacity = 2, gamma = 20"), name)
     if not bool(torch.isfinite(out)):
         raise StudentError(f"`{name}` returned {float(out.detach())} on finite inputs.")

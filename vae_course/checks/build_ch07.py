@@ -30,9 +30,9 @@ from ..evaluate import encode_all, iwae_bound, log_weights
 from ..models import AutoregressiveVAE
 from ..models.base import LossTerms
 from ..train import fit
-from ._core import GRAPH_CUT, StudentError, call_student
+from ._core import StudentError, call_student
 from ._guard import guarded
-from .outcomes import COLLAPSE_KL, NAN_HINT, Band, Outcome, fmt, run_build, student_step
+from .outcomes import COLLAPSE_KL, NAN_HINT, Band, Outcome, fmt, run_build, scalar_loss, student_step
 
 __all__ = ["check_remedy", "FIT", "BAND", "MIN_KL", "MARGIN", "reference_run"]
 
@@ -59,18 +59,9 @@ class _RemedyVAE(AutoregressiveVAE):
         kl_dims = self.prior.kl(q, per_dimension=True)  # (B, m)
         self.step += 1
         out = student_step(self.fn, recon, kl_dims, float(progress), what=f"`{self.name}` at training step {self.step}")
-        loss = _scalar(out, self.name)
+        loss = scalar_loss(out, self.name)
         kl = kl_dims.sum(-1)
         return LossTerms(loss, {"loss": loss, "elbo": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()})
-
-
-def _scalar(out, name: str) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.numel() != 1:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise StudentError(f"`{name}` returned {got}; need a scalar tensor (the batch's loss).")
-    if torch.is_grad_enabled() and not out.requires_grad:
-        raise StudentError(f"`{name}` returned a loss without a gradient; {GRAPH_CUT}.")
-    return out.reshape(())
 
 
 def _progress(epoch: int, step: int, n_steps: int) -> dict:
@@ -105,7 +96,7 @@ def _probe(student):
     recon = (-28 + torch.randn(5, generator=g)).requires_grad_(True)
     kl = (0.3 * torch.rand(5, 8, generator=g)).requires_grad_(True)
     for progress in (0.0, 0.5, 1.0):
-        out = _scalar(call_student(fn, (recon, kl, progress), name=name,
+        out = scalar_loss(call_student(fn, (recon, kl, progress), name=name,
                                    describe=f"recon (5,), kl_per_dim (5, 8), progress = {progress}"), name)
         if not bool(torch.isfinite(out)):
             raise StudentError(f"`{name}` returned {float(out.detach())} on finite inputs (progress = {progress}).")

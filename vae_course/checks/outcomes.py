@@ -28,11 +28,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from ._core import FAIL, NOT_IMPLEMENTED, PASS, CheckResult, StudentError
+from ._core import FAIL, GRAPH_CUT, NOT_IMPLEMENTED, PASS, CheckResult, StudentError
 from ._guard import ReferenceUsed
 from ._feedback import scalar_pair
 
-__all__ = ["Band", "Outcome", "run_build", "quietly", "student_step", "NAN_HINT", "COLLAPSE_KL", "fmt"]
+__all__ = ["Band", "Outcome", "run_build", "quietly", "student_step", "NAN_HINT", "COLLAPSE_KL", "fmt", "scalar_loss"]
 
 NAN_HINT = ("training produced NaN or inf: a variance reached 0 (a log-variance of -inf, or a division by a "
             "variance without a floor), or a log of 0 (log of a probability that underflowed; work with logits "
@@ -152,3 +152,13 @@ def finite(x: Any) -> bool:
     if isinstance(x, torch.Tensor):
         return bool(torch.isfinite(x).all())
     return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def scalar_loss(out, name: str) -> torch.Tensor:
+    """A build task's loss function's result checked: a one-element tensor that carries a gradient, as a 0-dim one."""
+    if not isinstance(out, torch.Tensor) or out.numel() != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise StudentError(f"`{name}` returned {got}; need a scalar tensor (the batch's loss).")
+    if torch.is_grad_enabled() and not out.requires_grad:
+        raise StudentError(f"`{name}` returned a loss without a gradient; {GRAPH_CUT}.")
+    return out.reshape(())
