@@ -47,15 +47,22 @@ def receptive_field_plot(net: PixelCNN, pixel: tuple[int, int], size: tuple[int,
         cond = torch.randn(1, net.cond_dim, generator=g)
     net(x, cond)[0, :, pixel[0], pixel[1]].sum().backward()
     seen = (x.grad[0].abs().sum(0) > 0).float().numpy()  # (H, W)
-    img = np.where(seen > 0, 1.0, 0.0)
-    ax.imshow(img, cmap="Blues", vmin=0, vmax=1.4)
+    draw_dependencies(ax, seen, pixel)
+    ax.set_title(title or f"pixel {pixel} sees {int(seen.sum())} pixels")
+    return ax
+
+
+def draw_dependencies(ax, seen: np.ndarray, pixel: tuple[int, int]):
+    """Draw a 0/1 map ``seen`` ``(H, W)`` of the pixels an output depends on (blue) and that output's ``pixel``
+    (red) on a white cell grid; the receptive-field pictures of chapter 7 and appendix A. Returns the axes."""
+    h, w = seen.shape
+    ax.imshow(np.where(seen > 0, 1.0, 0.0), cmap="Blues", vmin=0, vmax=1.4)
     ax.add_patch(plt.Rectangle((pixel[1] - 0.5, pixel[0] - 0.5), 1, 1, color="crimson"))
     ax.set_xticks(np.arange(-0.5, w), minor=True)
     ax.set_yticks(np.arange(-0.5, h), minor=True)
     ax.grid(which="minor", color="white", lw=1)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title or f"pixel {pixel} sees {int(seen.sum())} pixels")
     return ax
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..families.compare import FamilyResult
 from ..families.coupling_flow import CouplingFlow
+from .collapse import draw_dependencies
 from .common import image_grid, new_axes
 
 __all__ = ["context_plot", "flow_density", "flow_layers", "memory_curve", "family_bars", "sample_panels", "family_curves"]
@@ -33,14 +34,7 @@ def context_plot(model, pixel: tuple[int, int], *, ax=None, name: str | None = N
     x = torch.bernoulli(torch.full((1, h * w), 0.5), generator=g).to(next(model.parameters()).device).requires_grad_(True)
     model.logits(x)[0, i].backward()
     seen = (x.grad[0].abs() > 0).float().cpu().reshape(h, w).numpy()
-    ax = new_axes(ax, (3, 3))
-    ax.imshow(seen, cmap="Blues", vmin=0, vmax=1.4)
-    ax.add_patch(plt.Rectangle((pixel[1] - 0.5, pixel[0] - 0.5), 1, 1, color="crimson"))
-    ax.set_xticks(np.arange(-0.5, w), minor=True)
-    ax.set_yticks(np.arange(-0.5, h), minor=True)
-    ax.grid(which="minor", color="white", lw=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax = draw_dependencies(new_axes(ax, (3, 3)), seen, pixel)
     ax.set_title(f"{name + ': ' if name else ''}pixel {tuple(pixel)} reads {int(seen.sum())} pixels", fontsize=9)
     return ax
 
